@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: Debian packages, npm packages, build, lint, types,
+# unit + integration tests against real servers. Ends with the line `N passed, N failed`.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+bash scripts/ensure-deps.sh || { echo "could not install the Debian packages the tests need"; echo "0 passed, 1 failed"; exit 1; }
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "==> npm ci"
+  npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
+fi
+
+checks_failed=0
+echo "==> build";     npm run --silent build || checks_failed=$((checks_failed + 1))
+echo "==> lint";      npx biome check . || checks_failed=$((checks_failed + 1))
+echo "==> typecheck"; npx tsc --noEmit -p tsconfig.json || checks_failed=$((checks_failed + 1))
+
+echo "==> tests"
+rm -f test-results.json
+npx vitest run --reporter=default --reporter=json --outputFile=test-results.json "$@"
+vitest_status=$?
+
+node scripts/test-summary.mjs test-results.json "$checks_failed" "$vitest_status"

@@ -1,0 +1,38 @@
+#!/usr/bin/env node
+import { readFileSync } from "node:fs";
+import { Command, CommanderError } from "commander";
+import { EXIT_USAGE } from "./commands/context.js";
+import { registerKeygen } from "./commands/keygen.js";
+import { registerList } from "./commands/list.js";
+import { registerStatus } from "./commands/status.js";
+import { registerSync } from "./commands/sync.js";
+
+/** The only place that reads argv. Each command lives in src/commands/. */
+const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+  version: string;
+};
+
+const program = new Command()
+  .name("motioneye-vault")
+  .description("Back up motionEye clips off-site, age-encrypted, and restore them")
+  .version(pkg.version)
+  .option("-c, --config <file>", "config file (default: $MOTIONEYE_VAULT_CONFIG or ./config.yml)")
+  .exitOverride()
+  .showHelpAfterError();
+
+registerKeygen(program);
+registerSync(program);
+registerList(program);
+registerStatus(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    // --help and --version end here with code 0; anything else is bad usage.
+    process.exitCode = err.exitCode === 0 ? 0 : EXIT_USAGE;
+  } else {
+    process.stderr.write(`error: ${(err as Error).message}\n`);
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,44 @@
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Config } from "../config.js";
+import type { Logger } from "../log.js";
+import { createFtpStore } from "./ftp.js";
+import { createLocalStore } from "./local.js";
+import { createSftpStore } from "./sftp.js";
+import type { Store } from "./store.js";
+
+/** The camera's media root. */
+export function createSource(config: Config, logger: Logger): Store {
+  const s = config.source;
+  if (s.type === "local") return createLocalStore(s.path);
+  return createFtpStore({
+    host: s.host ?? "",
+    port: s.port,
+    user: s.user,
+    password: s.password,
+    secure: s.secure,
+    root: s.path,
+    timeoutMs: s.timeoutSeconds * 1000,
+    maxConnections: s.maxConnections,
+    logger: logger.child({ store: "source" }),
+  });
+}
+
+/** The vault. */
+export function createDestination(config: Config, logger: Logger): Store {
+  const d = config.destination;
+  if (d.type === "local") return createLocalStore(d.path);
+  return createSftpStore({
+    host: d.host ?? "",
+    port: d.port,
+    username: d.username ?? "",
+    privateKey: d.privateKeyFile ? readFileSync(d.privateKeyFile) : undefined,
+    passphrase: d.passphrase,
+    password: d.password,
+    hostKey: d.hostKey,
+    knownHostsFile: join(config.state.dir, "known_hosts"),
+    root: d.path,
+    timeoutMs: d.timeoutSeconds * 1000,
+    logger: logger.child({ store: "destination" }),
+  });
+}

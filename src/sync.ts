@@ -1,0 +1,265 @@
+import { createHash, randomUUID } from "node:crypto";
+import { type Readable, Transform, type TransformCallback } from "node:stream";
+import { remotePathOf } from "./clipId.js";
+import { encryptStream } from "./crypto/age.js";
+import type { EventBus, RunSummary } from "./events.js";
+import { acquireLock } from "./lock.js";
+import { errorMessage, type Logger } from "./log.js";
+import type { ClipRecord, Manifest } from "./manifest.js";
+import { type Plan, planSync, type SourceClip } from "./plan.js";
+import { isPermanent, withRetry } from "./retry.js";
+import { scanSource } from "./scan.js";
+import type { Store } from "./storage/store.js";
+
+export interface SyncDeps {
+  source: Store;
+  destination: Store;
+  manifest: Manifest;
+  events: EventBus;
+  logger: Logger;
+  stateDir: string;
+  /** age recipients: the identity's own plus encryption.recipients. */
+  recipients: () => Promise<string[]>;
+  extensions: readonly string[];
+  stableSeconds: number;
+  concurrency: number;
+  retries: number;
+  /** Base of the backoff between attempts; small in tests. */
+  retryDelayMs?: number;
+  now?: () => number;
+}
+
+export interface SyncOptions {
+  trigger: string;
+  camera?: string;
+  date?: string;
+  dryRun?: boolean;
+  /** Clip ids to back up first. */
+  priority?: string[];
+  signal?: AbortSignal;
+}
+
+export interface SyncResult extends RunSummary {
+  plan: Plan;
+}
+
+/** sha256 and byte count of what flows through, without buffering. */
+class HashingCounter extends Transform {
+  readonly hash = createHash("sha256");
+  bytes = 0;
+  constructor(private readonly onBytes: (n: number) => void) {
+    super({ highWaterMark: 1 << 20 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.hash.update(chunk);
+    this.bytes += chunk.length;
+    this.onBytes(this.bytes);
+    cb(null, chunk);
+  }
+}
+
+/** Lists, plans, and backs up clips: download -> encrypt -> `.part` upload -> rename -> record. */
+export class SyncEngine {
+  constructor(private readonly deps: SyncDeps) {}
+
+  async run(opts: SyncOptions): Promise<SyncResult> {
+    const { deps } = this;
+    const now = deps.now ?? Date.now;
+    const runId = randomUUID().slice(0, 8);
+    const startedAt = new Date(now()).toISOString();
+    const log = deps.logger.child({ run: runId });
+
+    const release = opts.dryRun ? async () => {} : await acquireLock(deps.stateDir);
+    try {
+      await deps.manifest.reload();
+      deps.events.emit("syncStarted", { runId, trigger: opts.trigger, startedAt });
+      log.info({ trigger: opts.trigger }, "sync started");
+
+      const listing = await scanSource(deps.source, {
+        extensions: deps.extensions,
+        camera: opts.camera,
+        date: opts.date,
+        logger: log,
+      });
+      const backedUp = new Map<string, number>();
+      for (const date of new Set(listing.map((c) => c.date))) {
+        for (const rec of await deps.manifest.listDate(date)) backedUp.set(rec.id, rec.size);
+      }
+      const plan = planSync({
+        listing,
+        backedUp,
+        sightings: deps.manifest.status.sightings,
+        nowMs: now(),
+        stableMs: deps.stableSeconds * 1000,
+        priority: opts.priority,
+      });
+      const bytes = plan.toUpload.reduce((n, c) => n + c.size, 0);
+      deps.events.emit("syncPlanned", {
+        runId,
+        toUpload: plan.toUpload.length,
+        bytes,
+        pending: plan.pending.length,
+      });
+      log.info(
+        {
+          found: listing.length,
+          alreadyBackedUp: plan.alreadyBackedUp,
+          toUpload: plan.toUpload.length,
+          pending: plan.pending.length,
+        },
+        "sync planned",
+      );
+
+      const nextSettleAt = plan.pending.length
+        ? Math.min(...plan.pending.map((p) => p.settleAt))
+        : undefined;
+      if (opts.dryRun) {
+        return {
+          runId,
+          trigger: opts.trigger,
+          startedAt,
+          finishedAt: new Date(now()).toISOString(),
+          uploaded: 0,
+          failed: 0,
+          pending: plan.pending.length,
+          bytes: 0,
+          nextSettleAt,
+          plan,
+        };
+      }
+
+      const recipients = await deps.recipients();
+      const done = new Set<string>();
+      let uploadedBytes = 0;
+      let firstError: string | undefined;
+      let fatal: unknown;
+
+      const queue = [...plan.toUpload];
+      const worker = async () => {
+        for (let clip = queue.shift(); clip; clip = queue.shift()) {
+          if (fatal || opts.signal?.aborted) return;
+          try {
+            const rec = await withRetry(() => this.backUp(clip, recipients, runId), {
+              retries: deps.retries,
+              baseDelayMs: deps.retryDelayMs ?? 1000,
+              signal: opts.signal,
+              onRetry: (err, attempt, delayMs) => {
+                log.warn(
+                  { clip: clip.id, attempt, delayMs: Math.round(delayMs), err: errorMessage(err) },
+                  "clip failed; retrying",
+                );
+                deps.events.emit("clipFailed", {
+                  runId,
+                  id: clip.id,
+                  error: errorMessage(err),
+                  willRetry: true,
+                });
+              },
+            });
+            done.add(clip.id);
+            uploadedBytes += clip.size;
+            deps.events.emit("clipBackedUp", {
+              runId,
+              id: rec.id,
+              camera: rec.camera,
+              date: rec.date,
+              size: rec.size,
+              at: rec.uploadedAt,
+            });
+            log.info({ clip: clip.id, size: clip.size }, "clip backed up");
+          } catch (err) {
+            const message = `${clip.id}: ${errorMessage(err)}`;
+            firstError ??= message;
+            log.error({ clip: clip.id, err: errorMessage(err) }, "clip failed");
+            deps.events.emit("clipFailed", {
+              runId,
+              id: clip.id,
+              error: errorMessage(err),
+              willRetry: false,
+            });
+            if (isPermanent(err)) fatal = err;
+          }
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(deps.concurrency, queue.length) }, worker));
+
+      const notDone = plan.toUpload.filter((c) => !done.has(c.id));
+      if (!firstError && notDone.length > 0)
+        firstError = "run stopped before every clip was backed up";
+      const sightings = Object.fromEntries(
+        Object.entries(plan.sightings).filter(([id]) => !done.has(id)),
+      );
+      const summary: RunSummary = {
+        runId,
+        trigger: opts.trigger,
+        startedAt,
+        finishedAt: new Date(now()).toISOString(),
+        uploaded: done.size,
+        failed: notDone.length,
+        pending: plan.pending.length,
+        bytes: uploadedBytes,
+        ...(firstError ? { error: firstError } : {}),
+        nextSettleAt,
+      };
+      await deps.manifest.recordRun(summary, sightings, {
+        complete: opts.camera === undefined && opts.date === undefined,
+      });
+      if (summary.error)
+        deps.events.emit("syncFailed", { runId, error: summary.error, at: summary.finishedAt });
+      deps.events.emit("syncFinished", summary);
+      log.info(
+        {
+          uploaded: summary.uploaded,
+          failed: summary.failed,
+          pending: summary.pending,
+          bytes: summary.bytes,
+        },
+        "sync finished",
+      );
+      return { ...summary, plan };
+    } catch (err) {
+      const at = new Date(now()).toISOString();
+      deps.events.emit("syncFailed", { runId, error: errorMessage(err), at });
+      throw err;
+    } finally {
+      await release();
+    }
+  }
+
+  /** One clip, end to end, streaming. Recorded only once its encrypted copy has its final name. */
+  private async backUp(clip: SourceClip, recipients: string[], runId: string): Promise<ClipRecord> {
+    const { deps } = this;
+    const input: Readable = await deps.source.read(clip.id);
+    const counter = new HashingCounter((bytes) =>
+      deps.events.emit("clipProgress", { runId, id: clip.id, bytes }),
+    );
+    input.on("error", (err) => counter.destroy(err));
+    input.pipe(counter);
+    try {
+      const { output, sizeFor } = await encryptStream(counter, recipients);
+      const remotePath = remotePathOf(clip.id);
+      // The expected ciphertext size follows from the listed size: a clip that grew or was cut
+      // short since the listing fails here and its `.part` is never renamed into place.
+      const written = await deps.destination.writeAtomic(remotePath, output, {
+        expectedSize: sizeFor(clip.size),
+      });
+      const record: ClipRecord = {
+        id: clip.id,
+        camera: clip.camera,
+        date: clip.date,
+        name: clip.name,
+        size: clip.size,
+        mtimeMs: clip.mtimeMs,
+        sha256: counter.hash.digest("hex"),
+        remotePath,
+        remoteSize: written.size,
+        uploadedAt: new Date((deps.now ?? Date.now)()).toISOString(),
+        format: "age",
+      };
+      await deps.manifest.record(record);
+      return record;
+    } finally {
+      if (!input.readableEnded) input.destroy();
+    }
+  }
+}
