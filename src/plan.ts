@@ -61,7 +61,8 @@ export function planSync(input: PlanInput): Plan {
     const unchanged =
       seen !== undefined && seen.size === clip.size && seen.mtimeMs === clip.mtimeMs;
     const firstSeenMs = unchanged ? seen.firstSeenMs : nowMs;
-    const grewSinceLastSeen = seen !== undefined && !unchanged;
+    // Growth is a size change; a touched mtime alone (same size) is judged by the mtime rule.
+    const grewSinceLastSeen = seen !== undefined && seen.size !== clip.size;
     const mtimeSettled =
       clip.mtimeMs > 0 && clip.mtimeMs <= nowMs && nowMs - clip.mtimeMs >= stableMs;
     const sightingSettled = unchanged && nowMs - firstSeenMs >= stableMs;

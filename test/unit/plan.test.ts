@@ -94,3 +94,17 @@ describe("planSync", () => {
     expect(plan.toUpload.map((x) => x.id)).toEqual([b.id, a.id]);
   });
 });
+
+describe("planSync with a touched file", () => {
+  it("judges a clip whose mtime changed but size did not by its mtime", () => {
+    const c = clip("C/2024-05-01/touched.mp4", 10, 600);
+    const plan = planSync({
+      listing: [c],
+      backedUp: new Map(),
+      sightings: { [c.id]: { size: 10, mtimeMs: NOW - 1000, firstSeenMs: NOW - 5000 } },
+      nowMs: NOW,
+      stableMs: 10_000,
+    });
+    expect(plan.toUpload.map((x) => x.id)).toEqual([c.id]);
+  });
+});
