@@ -101,8 +101,22 @@ const mqttSchema = z.object({
     .object({
       enabled: z.boolean().default(true),
       discoveryPrefix: z.string().min(1).default("homeassistant"),
+      /** Where Home Assistant announces itself (`online`); discovery is sent again then. */
+      statusTopic: z.string().min(1).default("homeassistant/status"),
+      /** Discovery is re-sent after a random delay of up to this many seconds (spreads load). */
+      rediscoverDelaySeconds: z.number().min(0).max(10).default(5),
+      /** motionEye's web UI (http:// or https://), linked from the devices in Home Assistant. */
+      motioneyeUrl: z
+        .string()
+        .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL")
+        .optional(),
     })
-    .default({ enabled: true, discoveryPrefix: "homeassistant" }),
+    .default({
+      enabled: true,
+      discoveryPrefix: "homeassistant",
+      statusTopic: "homeassistant/status",
+      rediscoverDelaySeconds: 5,
+    }),
 });
 
 const scheduleSchema = z.object({
