@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from "node:child_process";
+import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { mkdir, readFile, rm, writeFile } from "node:fs/promises";
@@ -15,16 +15,15 @@ import {
   looksLikeFernet,
 } from "../../src/crypto/fernet.js";
 import { sha256, tempDir } from "../harness/files.js";
+import { PYTHON } from "../harness/python.js";
 
 const run = promisify(execFile);
 
-/** Python's `cryptography` (Debian python3-cryptography) makes the legacy files we must read. */
-const probe = spawnSync("python3", ["-c", "import cryptography.fernet"], { encoding: "utf8" });
-const pythonMissing =
-  probe.error || probe.status !== 0
-    ? `python3 with the cryptography package is not available (${probe.error?.message ?? probe.stderr.trim().split("\n").pop()}); install python3-cryptography`
-    : undefined;
-if (pythonMissing) console.warn(`SKIPPING fernet-python interop tests: ${pythonMissing}`);
+/**
+ * Python's `cryptography` (Debian python3-cryptography) makes the legacy files we must read.
+ * scripts/ensure-deps.sh installs it, so its absence is a failure, not a skip.
+ */
+const pythonMissing = PYTHON === undefined ? "no python3 with the cryptography package" : undefined;
 
 /** The original tool, step for step: generate_key -> filekey.key; read whole clip -> encrypt -> write. */
 const ORIGINAL_TOOL = `
@@ -59,7 +58,8 @@ with open(out, "wb") as f:
 `;
 
 async function python(script: string, ...args: string[]): Promise<void> {
-  await run("python3", ["-c", script, ...args], { timeout: 60_000, maxBuffer: 1 << 20 });
+  if (!PYTHON) throw new Error(pythonMissing);
+  await run(PYTHON, ["-c", script, ...args], { timeout: 60_000, maxBuffer: 1 << 20 });
 }
 
 async function collect(stream: Readable): Promise<Buffer> {
@@ -68,7 +68,7 @@ async function collect(stream: Readable): Promise<Buffer> {
   return Buffer.concat(parts);
 }
 
-describe.skipIf(pythonMissing !== undefined)("fernet interop with Python cryptography", () => {
+describe("fernet interop with Python cryptography", () => {
   let work: string;
   let keyFile: string;
 
