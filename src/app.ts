@@ -2,6 +2,7 @@ import { mkdir } from "node:fs/promises";
 import type { LoadedConfig } from "./config.js";
 import { type AgeIdentity, loadIdentity, writeNewIdentity } from "./crypto/age.js";
 import { EventBus } from "./events.js";
+import { warnIfReadableByOthers } from "./keyFiles.js";
 import type { Logger } from "./log.js";
 import { Manifest } from "./manifest.js";
 import { createDestination, createSource } from "./storage/index.js";
@@ -28,6 +29,12 @@ export interface Vault {
 export async function openVault(loaded: LoadedConfig, logger: Logger): Promise<Vault> {
   const { config } = loaded;
   await mkdir(config.state.dir, { recursive: true, mode: 0o700 });
+  if (config.destination.type === "sftp" && config.destination.privateKeyFile) {
+    warnIfReadableByOthers(config.destination.privateKeyFile, "the SSH private key", logger);
+  }
+  if (config.encryption.fernetKeyFile) {
+    warnIfReadableByOthers(config.encryption.fernetKeyFile, "the legacy Fernet key", logger);
+  }
   const events = new EventBus();
   const manifest = await Manifest.open(config.state.dir);
   const source = createSource(config, logger);
@@ -51,6 +58,8 @@ export async function openVault(loaded: LoadedConfig, logger: Logger): Promise<V
     stableSeconds: config.source.stableSeconds,
     concurrency: config.sync.concurrency,
     retries: config.sync.retries,
+    idleTimeoutMs: config.sync.idleTimeoutSeconds * 1000,
+    clipTimeoutMs: config.sync.clipTimeoutSeconds * 1000,
   });
 
   return {
@@ -84,9 +93,14 @@ async function ensureIdentity(
     if ((err as NodeJS.ErrnoException & { message: string }).message.includes("ENOENT") === false) {
       throw err;
     }
-    if (manifest.status.totals.clips > 0) {
+    // Legacy Fernet clips don't need the age identity; age clips do, so never silently replace it.
+    const ageClips =
+      manifest.status.totals.clips > 0
+        ? (await manifest.all()).filter((c) => c.format === "age").length
+        : 0;
+    if (ageClips > 0) {
       throw new Error(
-        `the age identity ${path} is missing but the vault already holds ${manifest.status.totals.clips} clips encrypted to it; restore the identity file from your backup`,
+        `the age identity ${path} is missing but the vault already holds ${ageClips} clips encrypted to it; restore the identity file from your backup`,
       );
     }
     const made = await writeNewIdentity(path);
