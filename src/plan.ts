@@ -21,6 +21,12 @@ export interface PlanInput {
   stableMs: number;
   /** Ids to upload first (a clip named by the trigger). */
   priority?: readonly string[];
+  /**
+   * Ids known to be finished whatever their mtime: motionEye's storage command ("Run A Command")
+   * names the movie only after closing it, so waiting `stableSeconds` would only add latency.
+   * A clip that still changes fails the size check on upload and is retried.
+   */
+  settled?: readonly string[];
 }
 
 export interface PendingClip {
@@ -50,6 +56,7 @@ export function planSync(input: PlanInput): Plan {
   const pending: PendingClip[] = [];
   const sightings: Record<string, Sighting> = {};
   let alreadyBackedUp = 0;
+  const namedSettled = new Set(input.settled ?? []);
 
   for (const clip of input.listing) {
     const doneSize = input.backedUp.get(clip.id);
@@ -67,7 +74,7 @@ export function planSync(input: PlanInput): Plan {
       clip.mtimeMs > 0 && clip.mtimeMs <= nowMs && nowMs - clip.mtimeMs >= stableMs;
     const sightingSettled = unchanged && nowMs - firstSeenMs >= stableMs;
 
-    if (!grewSinceLastSeen && (mtimeSettled || sightingSettled)) {
+    if (namedSettled.has(clip.id) || (!grewSinceLastSeen && (mtimeSettled || sightingSettled))) {
       toUpload.push(clip);
     } else {
       const byMtime =

@@ -108,3 +108,21 @@ describe("planSync with a touched file", () => {
     expect(plan.toUpload.map((x) => x.id)).toEqual([c.id]);
   });
 });
+
+describe("planSync with a clip named by motionEye's storage command", () => {
+  it("uploads the named clip at once, even though it is newer than stableSeconds", () => {
+    const named = clip("C/2024-05-01/just-closed.mp4", 10, 1);
+    const other = clip("C/2024-05-01/fresh.mp4", 10, 1);
+    const plan = planSync({
+      listing: [named, other],
+      backedUp: new Map(),
+      sightings: {},
+      nowMs: NOW,
+      stableMs: 10_000,
+      priority: [named.id],
+      settled: [named.id],
+    });
+    expect(plan.toUpload.map((x) => x.id)).toEqual([named.id]);
+    expect(plan.pending.map((p) => p.clip.id)).toEqual([other.id]);
+  });
+});
