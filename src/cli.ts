@@ -2,10 +2,16 @@
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { EXIT_USAGE } from "./commands/context.js";
+import { registerDecrypt } from "./commands/decrypt.js";
+import { registerImportLegacy } from "./commands/importLegacy.js";
 import { registerKeygen } from "./commands/keygen.js";
 import { registerList } from "./commands/list.js";
+import { registerRestore } from "./commands/restore.js";
+import { registerServe } from "./commands/serve.js";
+import { registerShell } from "./commands/shell.js";
 import { registerStatus } from "./commands/status.js";
 import { registerSync } from "./commands/sync.js";
+import { registerVerify } from "./commands/verify.js";
 
 /** The only place that reads argv. Each command lives in src/commands/. */
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
@@ -24,6 +30,12 @@ registerKeygen(program);
 registerSync(program);
 registerList(program);
 registerStatus(program);
+registerServe(program);
+registerRestore(program);
+registerShell(program);
+registerVerify(program);
+registerDecrypt(program);
+registerImportLegacy(program);
 
 try {
   await program.parseAsync(process.argv);
