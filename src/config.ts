@@ -25,6 +25,8 @@ const sourceSchema = z
     user: z.string().default("anonymous"),
     password: z.string().default(""),
     secure: z.boolean().default(false),
+    /** FTPS: a CA (or the camera's own self-signed certificate, PEM) to trust for it. */
+    caFile: z.string().min(1).optional(),
     path: z.string().min(1).default("./samples/motioneye"),
     stableSeconds: z.number().min(0).default(10),
     extensions: z
@@ -132,6 +134,13 @@ const retentionSchema = z.object({
 const syncSchema = z.object({
   concurrency: z.number().int().min(1).max(16).default(2),
   retries: z.number().int().min(0).max(10).default(3),
+  /** A clip whose transfer moves no byte for this long fails its attempt (a stalled server). */
+  idleTimeoutSeconds: z.number().positive().default(120),
+  /** A clip that takes longer than this in all fails its attempt (a server that trickles). */
+  clipTimeoutSeconds: z
+    .number()
+    .positive()
+    .default(4 * 3600),
 });
 
 const telegramSchema = z.object({
@@ -178,6 +187,7 @@ const SECRET_KEYS: ReadonlyArray<readonly [string, string]> = [
 
 /** Relative paths in these keys are resolved against the config file's folder. */
 const PATH_KEYS: ReadonlyArray<readonly [string, string]> = [
+  ["source", "caFile"],
   ["destination", "privateKeyFile"],
   ["encryption", "identityFile"],
   ["encryption", "fernetKeyFile"],
