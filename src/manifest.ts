@@ -85,8 +85,12 @@ export class Manifest {
   async reload(): Promise<void> {
     this.shards.clear();
     this.allLoaded = false;
+    // Settings are written only by this process (serve's extensions); keep ours so a write in
+    // flight while we re-read is not lost.
+    const settings = this.state.data.settings;
     await this.state.read();
     this.state.data = { ...emptyState(), ...this.state.data };
+    this.state.data.settings = { ...this.state.data.settings, ...settings };
   }
 
   /** Run history, totals and the like (small; always loaded). */
