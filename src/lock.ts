@@ -1,5 +1,6 @@
 import { open, readFile, rm } from "node:fs/promises";
 import { join } from "node:path";
+import { setTimeout as sleep } from "node:timers/promises";
 
 export class LockedError extends Error {
   override name = "LockedError";
@@ -21,7 +22,10 @@ function isAlive(pid: number): boolean {
  * One writer per state dir. The lock file holds the owner's PID; a lock whose PID is gone (a
  * SIGKILLed run) or is our own PID (a container restarted with the same PID) is stale and taken over.
  */
-export async function acquireLock(stateDir: string): Promise<() => Promise<void>> {
+export async function acquireLock(
+  stateDir: string,
+  opts: { onStale?: (pid: number) => void } = {},
+): Promise<() => Promise<void>> {
   const path = join(stateDir, "sync.lock");
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
@@ -40,8 +44,30 @@ export async function acquireLock(stateDir: string): Promise<() => Promise<void>
       if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && isAlive(pid)) {
         throw new LockedError(pid);
       }
+      // The previous holder died mid-run (SIGKILL, power loss): its caller may need to repair.
+      opts.onStale?.(Number.isInteger(pid) ? pid : 0);
       await rm(path, { force: true });
     }
   }
   throw new Error(`could not take the lock ${path}`);
+}
+
+/**
+ * Runs `fn` (which takes the lock itself) and, while another process holds the lock, tries
+ * again every `pollMs` until it is free or `signal` aborts: `serve` queues its runs behind a
+ * `sync` started by hand instead of failing them.
+ */
+export async function whenUnlocked<T>(
+  fn: () => Promise<T>,
+  opts: { signal?: AbortSignal; pollMs?: number; onWait?: (pid: number) => void } = {},
+): Promise<T> {
+  for (let waited = false; ; waited = true) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (!(err instanceof LockedError) || opts.signal?.aborted) throw err;
+      if (!waited) opts.onWait?.(err.pid);
+      await sleep(opts.pollMs ?? 2000, undefined, { signal: opts.signal });
+    }
+  }
 }

@@ -1,4 +1,5 @@
 import { createHash, randomUUID } from "node:crypto";
+import { posix } from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { remotePathOf } from "./clipId.js";
 import { encryptStream } from "./crypto/age.js";
@@ -9,7 +10,7 @@ import type { ClipRecord, Manifest } from "./manifest.js";
 import { type Plan, planSync, type SourceClip } from "./plan.js";
 import { isPermanent, withRetry } from "./retry.js";
 import { scanSource } from "./scan.js";
-import type { Store } from "./storage/store.js";
+import { PART_PATTERN, type Store } from "./storage/store.js";
 
 export interface SyncDeps {
   source: Store;
@@ -26,6 +27,10 @@ export interface SyncDeps {
   retries: number;
   /** Base of the backoff between attempts; small in tests. */
   retryDelayMs?: number;
+  /** A clip whose transfer moves no byte for this long fails (and is retried); default 120 s. */
+  idleTimeoutMs?: number;
+  /** A clip that takes longer than this in all fails (and is retried); default 4 h. */
+  clipTimeoutMs?: number;
   now?: () => number;
 }
 
@@ -34,7 +39,7 @@ export interface SyncOptions {
   camera?: string;
   date?: string;
   dryRun?: boolean;
-  /** Clip ids to back up first. */
+  /** Clip ids to back up first, without waiting for them to settle (named by a trigger). */
   priority?: string[];
   signal?: AbortSignal;
 }
@@ -48,7 +53,8 @@ class HashingCounter extends Transform {
   readonly hash = createHash("sha256");
   bytes = 0;
   constructor(private readonly onBytes: (n: number) => void) {
-    super({ highWaterMark: 1 << 20 });
+    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (docs/performance.md).
+    super({ highWaterMark: 1 << 18 });
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
     this.hash.update(chunk);
@@ -56,6 +62,28 @@ class HashingCounter extends Transform {
     this.onBytes(this.bytes);
     cb(null, chunk);
   }
+}
+
+/** Fails a clip's transfer that stalled or ran too long. */
+export class ClipTimeoutError extends Error {
+  override name = "ClipTimeoutError";
+}
+
+/** A byte counter that only reports progress (for the stall watchdog). */
+class ProgressTap extends Transform {
+  constructor(private readonly onProgress: () => void) {
+    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (docs/performance.md).
+    super({ highWaterMark: 1 << 18 });
+  }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.onProgress();
+    cb(null, chunk);
+  }
+}
+
+/** `<id>.age.part-<token>`: an upload of ours that never got its final name. */
+function isStrayUpload(name: string): boolean {
+  return PART_PATTERN.test(name) && name.replace(PART_PATTERN, "").endsWith(".age");
 }
 
 /** Lists, plans, and backs up clips: download -> encrypt -> `.part` upload -> rename -> record. */
@@ -69,9 +97,17 @@ export class SyncEngine {
     const startedAt = new Date(now()).toISOString();
     const log = deps.logger.child({ run: runId });
 
-    const release = opts.dryRun ? async () => {} : await acquireLock(deps.stateDir);
+    let crashedPid: number | undefined;
+    const release = opts.dryRun
+      ? async () => {}
+      : await acquireLock(deps.stateDir, { onStale: (pid) => (crashedPid = pid) });
     try {
       await deps.manifest.reload();
+      if (crashedPid !== undefined) {
+        // A killed run may have written a clip's shard but not the totals after it.
+        log.warn({ pid: crashedPid }, "the previous run did not finish; checking the manifest");
+        await deps.manifest.reconcileTotals();
+      }
       deps.events.emit("syncStarted", { runId, trigger: opts.trigger, startedAt });
       log.info({ trigger: opts.trigger }, "sync started");
 
@@ -92,6 +128,7 @@ export class SyncEngine {
         nowMs: now(),
         stableMs: deps.stableSeconds * 1000,
         priority: opts.priority,
+        settled: opts.priority,
       });
       const bytes = plan.toUpload.reduce((n, c) => n + c.size, 0);
       deps.events.emit("syncPlanned", {
@@ -129,6 +166,10 @@ export class SyncEngine {
       }
 
       const recipients = await deps.recipients();
+      await this.sweepStrayUploads(
+        new Set(plan.toUpload.map((c) => posix.dirname(remotePathOf(c.id)))),
+        log,
+      );
       const done = new Set<string>();
       let uploadedBytes = 0;
       let firstError: string | undefined;
@@ -219,6 +260,22 @@ export class SyncEngine {
       return { ...summary, plan };
     } catch (err) {
       const at = new Date(now()).toISOString();
+      // A run that could not even list the camera is the most common failure: record it too,
+      // so `status`, the bot and Home Assistant show it after a restart.
+      const failedRun: RunSummary = {
+        runId,
+        trigger: opts.trigger,
+        startedAt,
+        finishedAt: at,
+        uploaded: 0,
+        failed: 0,
+        pending: deps.manifest.status.pending,
+        bytes: 0,
+        error: errorMessage(err),
+      };
+      if (!opts.dryRun) {
+        await deps.manifest.recordRun(failedRun, {}, { complete: false }).catch(() => {});
+      }
       deps.events.emit("syncFailed", { runId, error: errorMessage(err), at });
       throw err;
     } finally {
@@ -226,23 +283,103 @@ export class SyncEngine {
     }
   }
 
-  /** One clip, end to end, streaming. Recorded only once its encrypted copy has its final name. */
+  /**
+   * Removes `.part` uploads that a killed run (or a cleanup that lost its connection) left in
+   * the folders this run writes to. Runs under the lock, before any upload of this run starts.
+   */
+  private async sweepStrayUploads(dirs: Iterable<string>, log: Logger): Promise<void> {
+    const { destination } = this.deps;
+    for (const dir of dirs) {
+      try {
+        for (const entry of await destination.list(dir)) {
+          if (entry.kind !== "file" || !isStrayUpload(entry.name)) continue;
+          await destination.remove(`${dir}/${entry.name}`);
+          log.info(
+            { path: `${dir}/${entry.name}` },
+            "removed an unfinished upload of an earlier run",
+          );
+        }
+      } catch (err) {
+        // Not fatal: the uploads that follow will say whether the destination works.
+        log.warn({ dir, err: errorMessage(err) }, "could not clean up unfinished uploads");
+      }
+    }
+  }
+
+  /**
+   * One clip with its watchdog: fails with ClipTimeoutError when no byte moves for
+   * `idleTimeoutMs` or the whole clip takes longer than `clipTimeoutMs`, even when a store hangs.
+   */
   private async backUp(clip: SourceClip, recipients: string[], runId: string): Promise<ClipRecord> {
+    const idleMs = this.deps.idleTimeoutMs ?? 120_000;
+    const totalMs = this.deps.clipTimeoutMs ?? 4 * 3600_000;
+    const abort = new AbortController();
+    let reject: (err: Error) => void = () => {};
+    const timedOut = new Promise<never>((_, rej) => {
+      reject = rej;
+    });
+    const expire = (message: string) => {
+      const err = new ClipTimeoutError(`${message}; giving up on this attempt`);
+      abort.abort(err);
+      reject(err);
+    };
+    let idle: NodeJS.Timeout | undefined;
+    let lastTouch = 0;
+    const touch = () => {
+      const t = Date.now();
+      if (idle && t - lastTouch < 200) return; // re-arming per chunk costs; 200 ms is plenty
+      lastTouch = t;
+      clearTimeout(idle);
+      idle = setTimeout(() => expire(`no data moved for ${idleMs / 1000} s`), idleMs);
+    };
+    const overall = setTimeout(() => expire(`took longer than ${totalMs / 1000} s`), totalMs);
+    touch();
+    try {
+      return await Promise.race([
+        this.transfer(clip, recipients, runId, touch, abort.signal),
+        timedOut,
+      ]);
+    } finally {
+      clearTimeout(idle);
+      clearTimeout(overall);
+    }
+  }
+
+  /** One clip, end to end, streaming. Recorded only once its encrypted copy has its final name. */
+  private async transfer(
+    clip: SourceClip,
+    recipients: string[],
+    runId: string,
+    touch: () => void,
+    signal: AbortSignal,
+  ): Promise<ClipRecord> {
     const { deps } = this;
     const input: Readable = await deps.source.read(clip.id);
-    const counter = new HashingCounter((bytes) =>
-      deps.events.emit("clipProgress", { runId, id: clip.id, bytes }),
-    );
+    const counter = new HashingCounter((bytes) => {
+      touch();
+      deps.events.emit("clipProgress", { runId, id: clip.id, bytes });
+    });
+    const tap = new ProgressTap(touch);
+    const onAbort = () => {
+      input.destroy(signal.reason as Error);
+      tap.destroy(signal.reason as Error);
+    };
+    signal.addEventListener("abort", onAbort, { once: true });
     input.on("error", (err) => counter.destroy(err));
     input.pipe(counter);
     try {
+      if (signal.aborted) throw signal.reason;
       const { output, sizeFor } = await encryptStream(counter, recipients);
+      output.on("error", (err) => tap.destroy(err));
+      output.pipe(tap);
       const remotePath = remotePathOf(clip.id);
       // The expected ciphertext size follows from the listed size: a clip that grew or was cut
       // short since the listing fails here and its `.part` is never renamed into place.
-      const written = await deps.destination.writeAtomic(remotePath, output, {
+      const written = await deps.destination.writeAtomic(remotePath, tap, {
         expectedSize: sizeFor(clip.size),
       });
+      // Given up on meanwhile: the file is complete, but this attempt already counts as failed.
+      if (signal.aborted) throw signal.reason;
       const record: ClipRecord = {
         id: clip.id,
         camera: clip.camera,
@@ -259,6 +396,7 @@ export class SyncEngine {
       await deps.manifest.record(record);
       return record;
     } finally {
+      signal.removeEventListener("abort", onAbort);
       if (!input.readableEnded) input.destroy();
     }
   }

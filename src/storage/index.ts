@@ -17,6 +17,7 @@ export function createSource(config: Config, logger: Logger): Store {
     user: s.user,
     password: s.password,
     secure: s.secure,
+    secureOptions: s.caFile ? { ca: readFileSync(s.caFile) } : undefined,
     root: s.path,
     timeoutMs: s.timeoutSeconds * 1000,
     maxConnections: s.maxConnections,
