@@ -180,7 +180,7 @@ export class SyncEngine {
         for (let clip = queue.shift(); clip; clip = queue.shift()) {
           if (fatal || opts.signal?.aborted) return;
           try {
-            const rec = await withRetry(() => this.backUp(clip, recipients, runId), {
+            const rec = await withRetry(() => this.backUp(clip, recipients, runId, opts.signal), {
               retries: deps.retries,
               baseDelayMs: deps.retryDelayMs ?? 1000,
               signal: opts.signal,
@@ -310,7 +310,12 @@ export class SyncEngine {
    * One clip with its watchdog: fails with ClipTimeoutError when no byte moves for
    * `idleTimeoutMs` or the whole clip takes longer than `clipTimeoutMs`, even when a store hangs.
    */
-  private async backUp(clip: SourceClip, recipients: string[], runId: string): Promise<ClipRecord> {
+  private async backUp(
+    clip: SourceClip,
+    recipients: string[],
+    runId: string,
+    runSignal?: AbortSignal,
+  ): Promise<ClipRecord> {
     const idleMs = this.deps.idleTimeoutMs ?? 120_000;
     const totalMs = this.deps.clipTimeoutMs ?? 4 * 3600_000;
     const abort = new AbortController();
@@ -333,6 +338,15 @@ export class SyncEngine {
       idle = setTimeout(() => expire(`no data moved for ${idleMs / 1000} s`), idleMs);
     };
     const overall = setTimeout(() => expire(`took longer than ${totalMs / 1000} s`), totalMs);
+    // Stopping the service stops the clip at once: its `.part` is removed, nothing is recorded.
+    const onRunAbort = () => {
+      const err = new Error("the run was stopped");
+      err.name = "AbortError";
+      abort.abort(err);
+      reject(err);
+    };
+    runSignal?.addEventListener("abort", onRunAbort, { once: true });
+    if (runSignal?.aborted) onRunAbort();
     touch();
     try {
       return await Promise.race([
@@ -342,6 +356,7 @@ export class SyncEngine {
     } finally {
       clearTimeout(idle);
       clearTimeout(overall);
+      runSignal?.removeEventListener("abort", onRunAbort);
     }
   }
 

@@ -16,6 +16,7 @@ import { PassThrough, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import SftpClient from "ssh2-sftp-client";
 import { errorMessage, type Logger, silentLogger } from "../log.js";
+import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./sftpUpload.js";
 import { partName, type Store, type StoreEntry, type WriteResult } from "./store.js";
 
 export interface SftpStoreOptions {
@@ -31,7 +32,10 @@ export interface SftpStoreOptions {
   knownHostsFile: string;
   /** Absolute directory on the server (destination.path); every store path is relative to it. */
   root: string;
-  /** Connection (handshake + auth) timeout; default 30 s. */
+  /**
+   * Connection (handshake + auth) timeout, and how long a connection may go without answering
+   * keepalives before it counts as lost (a server or network that stalled); default 30 s.
+   */
   timeoutMs?: number;
   logger?: Logger;
 }
@@ -111,6 +115,8 @@ interface RawSshClient {
   setMaxListeners(n: number): unknown;
   on(event: "close" | "end", listener: () => void): unknown;
   end(): unknown;
+  /** ssh2's socket: its destroy() does nothing once end() was called, so we reach for this. */
+  _sock?: { destroy(): unknown };
 }
 
 /**
@@ -119,6 +125,7 @@ interface RawSshClient {
  */
 interface Live {
   sftp: SftpClient;
+  raw: RawSshClient;
   dead: boolean;
   /** Why the connection is gone, once it is. */
   lostError?: Error;
@@ -128,7 +135,8 @@ interface Live {
   kill(reason: string): void;
 }
 
-const STREAM_HWM = 1024 * 1024;
+// Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (docs/performance.md).
+const STREAM_HWM = 256 * 1024;
 
 function errCode(err: unknown): unknown {
   return typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
@@ -205,6 +213,10 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
 
   let live: Live | undefined;
   let opening: Promise<Live> | undefined;
+  // Bumped by close(): an upload that fails after its store was closed does not reconnect to
+  // clean up (that connection would keep a finished process alive); the next sync sweeps it.
+  let generation = 0;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
 
   async function open(): Promise<Live> {
     let lastError = "";
@@ -227,9 +239,9 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
       end: () => kill("closed by the server"),
       close: () => kill("closed"),
     });
-    const state: Live = { sftp, dead: false, onLost: new Set(), kill };
     // Reaching into the wrapped ssh2 Client: the typings do not declare this public field.
     const raw = (sftp as unknown as { client: RawSshClient }).client;
+    const state: Live = { sftp, raw, dead: false, onLost: new Set(), kill };
     // Every concurrent ssh2-sftp-client call adds temporary listeners.
     raw.setMaxListeners(200);
     // ssh2-sftp-client's own handlers skip events it considers handled: listen directly too.
@@ -279,10 +291,11 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
         privateKey: opts.privateKey,
         passphrase: opts.passphrase,
         password: opts.password,
-        readyTimeout: opts.timeoutMs ?? 30_000,
-        // A silently dead network (no RST) is noticed within a minute.
-        keepaliveInterval: 15_000,
-        keepaliveCountMax: 4,
+        readyTimeout: timeoutMs,
+        // A silently dead network (no RST) or a stalled server is noticed within timeoutMs:
+        // four unanswered keepalives (any packet from the server resets the count).
+        keepaliveInterval: Math.max(250, Math.round(timeoutMs / 4)),
+        keepaliveCountMax: 3,
         hostVerifier,
       });
     } catch (err) {
@@ -461,6 +474,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
     async writeAtomic(path, data, writeOpts = {}): Promise<WriteResult> {
       const remote = abs(path);
       const part = partName(remote, randomBytes(6).toString("hex"));
+      const startedIn = generation;
       let connected = false;
       let target: Writable | undefined;
       let counted = 0;
@@ -475,18 +489,11 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
         return await withSftp(async (sftp) => {
           connected = true;
           await mkdirp(sftp, posix.dirname(remote));
-          const ws = sftp.createWriteStream(part, {
-            flags: "w",
-            mode: 0o600,
-            highWaterMark: STREAM_HWM,
-          });
+          // Several WRITE requests in flight, not ssh2's one-at-a-time WriteStream (sftpUpload.ts).
+          const wire = (sftp as unknown as { sftp: SftpWire }).sftp;
+          const handle = await openForWrite(wire, part, 0o600);
+          const ws = createPipelinedWriter(wire, handle);
           target = ws;
-          // ssh2 emits 'close' once the remote handle is closed (its data is then on disk).
-          const handleClosed = new Promise<void>((resolve, reject) => {
-            ws.once("close", () => resolve());
-            ws.once("error", reject);
-          });
-          handleClosed.catch(() => {}); // a failure is reported by pipeline below
           const counter = new Transform({
             highWaterMark: STREAM_HWM,
             transform(chunk: Buffer, _encoding, callback) {
@@ -494,8 +501,17 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
               callback(null, chunk);
             },
           });
-          await pipeline(data, counter, ws);
-          await handleClosed;
+          try {
+            await pipeline(data, counter, ws);
+          } catch (err) {
+            // Best effort (the connection may be gone); the part file is removed below.
+            try {
+              wire.close(handle, () => {});
+            } catch {}
+            throw err;
+          }
+          // Once the handle is closed the server has the file's data.
+          await closeHandle(wire, handle);
           const st = await sftp.stat(part);
           if (st.size !== counted) {
             throw new Error(`server has ${st.size} bytes, ${counted} were sent`);
@@ -512,7 +528,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
         const err = sourceError ?? caught;
         if (!data.destroyed) data.destroy();
         (target as Writable | undefined)?.destroy();
-        if (connected) {
+        if (connected && startedIn === generation) {
           try {
             // Reconnects if the failure was the connection itself.
             await withSftp((sftp) => sftp.delete(part, true));
@@ -547,6 +563,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
     },
 
     async close() {
+      generation++;
       const pending = opening;
       const current = live;
       live = undefined;
@@ -554,7 +571,16 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
       const end = async (l: Live) => {
         if (l.dead) return;
         l.kill("store closed");
-        await l.sftp.end();
+        // A polite goodbye, but a stalled server never answers it: then drop the socket.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          l.sftp.end().catch(() => {}),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, Math.min(timeoutMs, 2_000));
+          }),
+        ]);
+        clearTimeout(timer);
+        l.raw._sock?.destroy();
       };
       const ends: Array<Promise<unknown>> = [];
       if (current) ends.push(end(current));
