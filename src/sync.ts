@@ -53,7 +53,7 @@ class HashingCounter extends Transform {
   readonly hash = createHash("sha256");
   bytes = 0;
   constructor(private readonly onBytes: (n: number) => void) {
-    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (docs/performance.md).
+    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (README, Performance).
     super({ highWaterMark: 1 << 18 });
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
@@ -72,7 +72,7 @@ export class ClipTimeoutError extends Error {
 /** A byte counter that only reports progress (for the stall watchdog). */
 class ProgressTap extends Transform {
   constructor(private readonly onProgress: () => void) {
-    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (docs/performance.md).
+    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (README, Performance).
     super({ highWaterMark: 1 << 18 });
   }
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {

@@ -1,6 +1,4 @@
 import type { Command } from "commander";
-import { ServeController } from "../serve/controller.js";
-import { scheduleProblems } from "../serve/schedule.js";
 import { EXIT_OK, UsageError, withVault } from "./context.js";
 
 /** Past this, a stop that hangs (a broker or server that never answers) ends the process anyway. */
@@ -16,6 +14,10 @@ export function registerServe(program: Command): void {
       await withVault(
         cmd,
         async (vault) => {
+          // Loaded here, not at the top: the daemon's libraries (MQTT, aedes, grammY) would
+          // otherwise weigh on the memory of every one-shot command.
+          const { ServeController } = await import("../serve/controller.js");
+          const { scheduleProblems } = await import("../serve/schedule.js");
           const problems = scheduleProblems(vault.loaded.config);
           if (problems.length > 0) throw new UsageError(problems.join("\n"));
 

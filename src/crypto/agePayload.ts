@@ -3,7 +3,7 @@
  * chunk counter + a last-chunk flag) with a key derived from the file key and a 16-byte nonce.
  *
  * On node:crypto (OpenSSL), ~15x faster than a pure-JS cipher: encryption is not what limits a
- * sync any more (see docs/performance.md).
+ * sync any more (see the README, Performance).
  */
 import { createCipheriv, createDecipheriv, randomBytes } from "node:crypto";
 import { ByteQueue } from "../byteQueue.js";

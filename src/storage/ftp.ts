@@ -52,7 +52,7 @@ const MAX_TZ_SKEW_MS = 16 * 60 * 60 * 1000;
 const TZ_OFFSET_TTL_MS = 60 * 60 * 1000;
 /** An idle connection older than this is probed with NOOP before reuse. */
 const PROBE_IDLE_MS = 15_000;
-// Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (docs/performance.md).
+// Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (README, Performance).
 const STREAM_HWM = 256 * 1024;
 
 const MONTHS: Record<string, number> = {

@@ -135,7 +135,7 @@ interface Live {
   kill(reason: string): void;
 }
 
-// Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (docs/performance.md).
+// Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (README, Performance).
 const STREAM_HWM = 256 * 1024;
 
 function errCode(err: unknown): unknown {

@@ -13,6 +13,7 @@
  * channel.
  */
 import { createCipheriv, createHash } from "node:crypto";
+import { once } from "node:events";
 import { createWriteStream } from "node:fs";
 import {
   chmod,
@@ -218,12 +219,7 @@ async function writeStreamed(file: string, size: number, seed: string): Promise<
   try {
     for (const chunk of pseudoRandomChunks(size, seed)) {
       hash.update(chunk);
-      if (!out.write(chunk)) {
-        await new Promise<void>((resolve, reject) => {
-          out.once("drain", resolve);
-          out.once("error", reject);
-        });
-      }
+      if (!out.write(chunk)) await once(out, "drain"); // rejects on "error", leaves no listener
     }
   } finally {
     await new Promise<void>((resolve, reject) => {
