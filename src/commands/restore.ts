@@ -1,10 +1,10 @@
 import { resolve } from "node:path";
-import { MultiBar, Presets } from "cli-progress";
 import type { Command } from "commander";
 import type { Vault } from "../app.js";
 import { InvalidClipIdError } from "../clipId.js";
 import { isInteractive } from "../config.js";
 import { formatBytes } from "../format.js";
+import { ClipProgressBar } from "../progress.js";
 import {
   AmbiguousClipError,
   localPathOf,
@@ -34,36 +34,17 @@ export function restoreProgress(items: readonly RestoreItem[]): {
   hooks: RestoreManyHooks;
   stop(): void;
 } {
-  const bars = new MultiBar(
-    {
-      format: " {bar} {percentage}% | {value}/{total} clips | {done} of {size} | {clip}",
-      hideCursor: true,
-      clearOnComplete: false,
-      stream: process.stderr,
-    },
-    Presets.shades_classic,
+  const bar = new ClipProgressBar();
+  bar.start(
+    items.length,
+    items.reduce((n, i) => n + i.clip.size, 0),
   );
-  const totalBytes = items.reduce((n, i) => n + i.clip.size, 0);
-  let doneBytes = 0;
-  const inFlight = new Map<string, number>();
-  const payload = (clip: string) => {
-    const current = [...inFlight.values()].reduce((a, b) => a + b, 0);
-    return { clip, done: formatBytes(doneBytes + current), size: formatBytes(totalBytes) };
-  };
-  const bar = bars.create(items.length, 0, payload(""));
   return {
     hooks: {
-      onBytes(item, n) {
-        inFlight.set(item.clip.id, n);
-        bar.update(payload(item.clip.id));
-      },
-      onDone(item) {
-        inFlight.delete(item.clip.id);
-        doneBytes += item.clip.size;
-        bar.increment(1, payload(item.clip.id));
-      },
+      onBytes: (item, n) => bar.progress(item.clip.id, n),
+      onDone: (item) => bar.done(item.clip.id, item.clip.size),
     },
-    stop: () => bars.stop(),
+    stop: () => bar.stop(),
   };
 }
 
