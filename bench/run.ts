@@ -69,11 +69,13 @@ async function main(): Promise<void> {
   }
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(`\n${renderTable(rows)}`);
+  // Only a full run replaces results.md: its figures must all come from one run.
+  const out = wanted.length > 0 ? "results.partial.md" : "results.md";
   writeFileSync(
-    join(here, "results.md"),
+    join(here, out),
     renderResults(rows, { modules, seconds, loadBefore, loadAfter: os.loadavg() }),
   );
-  process.stderr.write(`\nwritten to bench/results.md (${seconds.toFixed(0)} s)\n`);
+  process.stderr.write(`\nwritten to bench/${out} (${seconds.toFixed(0)} s)\n`);
 }
 
 await main();

@@ -42,7 +42,12 @@ export async function startServers(): Promise<BenchServers> {
 export async function vaultConfig(
   s: BenchServers,
   name: string,
-  over: { sync?: Record<string, unknown>; source?: Record<string, unknown> } = {},
+  over: {
+    sync?: Record<string, unknown>;
+    source?: Record<string, unknown>;
+    /** Further sections (mqtt, telegram, schedule...), as they are. */
+    sections?: Record<string, unknown>;
+  } = {},
 ): Promise<{ file: string; destination: string; stateDir: string }> {
   const dir = join(s.work, name);
   const destination = join(s.sftp.root, name);
@@ -71,6 +76,7 @@ export async function vaultConfig(
     encryption: { identityFile: s.identityFile },
     state: { dir: stateDir },
     sync: { retries: 0, ...over.sync },
+    ...over.sections,
   });
   return { file, destination, stateDir };
 }
