@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { isValidCron } from "./cron.js";
 
 /**
  * The one config loader: YAML file + `MOTIONEYE_VAULT_<SECTION>_<KEY>` environment + `<key>File`
@@ -121,13 +122,22 @@ const mqttSchema = z.object({
     }),
 });
 
+const cron = (fallback: string) =>
+  z
+    .string()
+    .default(fallback)
+    .refine((s) => s.trim() === "" || isValidCron(s), {
+      message: 'is not a valid cron expression (like "*/15 * * * *")',
+    });
+
 const scheduleSchema = z.object({
-  sync: z.string().default("*/15 * * * *"),
+  /** Empty disables the catch-up runs. */
+  sync: cron("*/15 * * * *"),
 });
 
 const retentionSchema = z.object({
   remoteDays: z.number().int().positive().optional(),
-  schedule: z.string().default("30 3 * * *"),
+  schedule: cron("30 3 * * *"),
   dryRun: z.boolean().default(false),
 });
 

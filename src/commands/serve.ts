@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { EXIT_OK, UsageError, withVault } from "./context.js";
+import { EXIT_OK, withVault } from "./context.js";
 
 /** Past this, a stop that hangs (a broker or server that never answers) ends the process anyway. */
 const HARD_STOP_MS = 9300;
@@ -17,9 +17,6 @@ export function registerServe(program: Command): void {
           // Loaded here, not at the top: the daemon's libraries (MQTT, aedes, grammY) would
           // otherwise weigh on the memory of every one-shot command.
           const { ServeController } = await import("../serve/controller.js");
-          const { scheduleProblems } = await import("../serve/schedule.js");
-          const problems = scheduleProblems(vault.loaded.config);
-          if (problems.length > 0) throw new UsageError(problems.join("\n"));
 
           const log = vault.logger;
           const controller = new ServeController(vault);

@@ -8,21 +8,6 @@ import type { RunQueue } from "./queue.js";
  * `retention.schedule` runs the opt-in retention job (only when `retention.remoteDays` is set).
  */
 
-/** Problems with the cron expressions, one per key, for a config error before anything starts. */
-export function scheduleProblems(config: Config): string[] {
-  const problems: string[] = [];
-  const check = (key: string, expr: string) => {
-    const job = schedule.scheduleJob(expr, () => {});
-    if (job) job.cancel();
-    else problems.push(`${key}: "${expr}" is not a valid cron expression (like "*/15 * * * *")`);
-  };
-  if (config.schedule.sync.trim() !== "") check("schedule.sync", config.schedule.sync);
-  if (config.retention.remoteDays !== undefined) {
-    check("retention.schedule", config.retention.schedule);
-  }
-  return problems;
-}
-
 export interface SchedulerDeps {
   config: Config;
   queue: RunQueue;

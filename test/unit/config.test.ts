@@ -86,6 +86,21 @@ describe("config", () => {
     expect(problems.some((p) => p.startsWith("mqtt.url:"))).toBe(true);
   });
 
+  it("checks cron expressions with the parser serve uses; an empty schedule disables it", () => {
+    const d = dir();
+    writeFileSync(
+      join(d, "config.yml"),
+      'schedule:\n  sync: "every five minutes"\nretention:\n  remoteDays: 30\n  schedule: "61 * * * *"\n',
+    );
+    const problems = problemsOf(() => loadConfig({ file: join(d, "config.yml"), env: {} }));
+    expect(problems).toEqual([
+      'schedule.sync: is not a valid cron expression (like "*/15 * * * *")',
+      'retention.schedule: is not a valid cron expression (like "*/15 * * * *")',
+    ]);
+    writeFileSync(join(d, "config.yml"), 'schedule:\n  sync: ""\n');
+    expect(loadConfig({ file: join(d, "config.yml"), env: {} }).config.schedule.sync).toBe("");
+  });
+
   it("says which file is missing or broken", () => {
     const d = dir();
     expect(problemsOf(() => loadConfig({ file: join(d, "nope.yml"), env: {} }))[0]).toMatch(
