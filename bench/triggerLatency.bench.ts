@@ -18,6 +18,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rm } from "node:fs/promises";
 import { join, resolve } from "node:path";
 import { spawnCli } from "../test/harness/cli.js";
+import { ftpSource, sftpDestination } from "../test/harness/config.js";
 import { writeConfig } from "../test/harness/files.js";
 import { type Broker, mosquittoSub, startMosquitto } from "../test/harness/mosquitto.js";
 import { runCommand, stopProcess } from "../test/harness/processes.js";
@@ -62,24 +63,8 @@ async function startServe(
   const destination = join(s.sftp.root, name);
   await mkdir(dir, { recursive: true });
   const file = await writeConfig(dir, {
-    source: {
-      type: "ftp",
-      host: s.ftp.host,
-      port: s.ftp.port,
-      user: s.ftp.user,
-      password: s.ftp.password,
-      path: s.ftp.path,
-      stableSeconds,
-    },
-    destination: {
-      type: "sftp",
-      host: s.sftp.host,
-      port: s.sftp.port,
-      username: s.sftp.username,
-      privateKeyFile: s.sftp.privateKeyPath,
-      hostKey: s.sftp.hostKeyFingerprint,
-      path: destination,
-    },
+    source: ftpSource(s.ftp, { stableSeconds }),
+    destination: sftpDestination(s.sftp, destination),
     encryption: { identityFile: s.identityFile },
     state: { dir: join(dir, "state") },
     mqtt: { url: broker.url, baseTopic: base, homeassistant: { enabled: false } },

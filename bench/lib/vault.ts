@@ -1,3 +1,4 @@
+import { ftpSource, sftpDestination } from "../../test/harness/config.js";
 /**
  * Real servers on loopback (the test harness's vsftpd and OpenSSH sshd), a vault config
  * pointing at them, and the real CLI run as users run it: timed, with its peak RSS and CPU time.
@@ -54,25 +55,8 @@ export async function vaultConfig(
   const stateDir = join(dir, "state");
   await mkdir(dir, { recursive: true });
   const file = await writeConfig(dir, {
-    source: {
-      type: "ftp",
-      host: s.ftp.host,
-      port: s.ftp.port,
-      user: s.ftp.user,
-      password: s.ftp.password,
-      path: s.ftp.path,
-      stableSeconds: 5,
-      ...over.source,
-    },
-    destination: {
-      type: "sftp",
-      host: s.sftp.host,
-      port: s.sftp.port,
-      username: s.sftp.username,
-      privateKeyFile: s.sftp.privateKeyPath,
-      hostKey: s.sftp.hostKeyFingerprint,
-      path: destination,
-    },
+    source: ftpSource(s.ftp, { stableSeconds: 5, ...over.source }),
+    destination: sftpDestination(s.sftp, destination),
     encryption: { identityFile: s.identityFile },
     state: { dir: stateDir },
     sync: { retries: 0, ...over.sync },

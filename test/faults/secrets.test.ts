@@ -4,6 +4,7 @@ import { appendFile, chmod, copyFile, mkdir, readFile, stat, writeFile } from "n
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { runCli } from "../harness/cli.js";
+import { ftpSource } from "../harness/config.js";
 import { type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
 import { writeConfig } from "../harness/files.js";
 import { type Broker, mosquittoPub, startMosquitto } from "../harness/mosquitto.js";
@@ -138,14 +139,7 @@ describe("faults: secrets", { timeout: 120_000 }, () => {
     const wrongFtp = `wrong-${lab.ftp.password}`;
     await mkdir(join(lab.work, "no-secrets-bad"));
     const bad = await writeConfig(join(lab.work, "no-secrets-bad"), {
-      source: {
-        type: "ftp",
-        host: lab.ftp.host,
-        port: lab.ftp.port,
-        user: lab.ftp.user,
-        password: wrongFtp,
-        path: lab.ftp.path,
-      },
+      source: ftpSource(lab.ftp, { password: wrongFtp }),
       destination: { type: "local", path: join(lab.work, "no-secrets-bad", "vault") },
       state: { dir: join(lab.work, "no-secrets-bad", "state") },
       mqtt: mqtt(wrongMqtt),

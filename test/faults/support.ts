@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { expect } from "vitest";
 import { ageCliDecrypt } from "../harness/age.js";
 import { type CliResult, runCli, spawnCli } from "../harness/cli.js";
+import { ftpSource, sftpDestination } from "../harness/config.js";
 import { sha256, tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FtpServer, startFtpServer, type WrittenClip } from "../harness/ftp.js";
 import { track } from "../harness/processes.js";
@@ -109,28 +110,8 @@ export async function scenario(
   const dest = typeof localDest === "string" ? localDest : join(lab.sftp.root, name);
   await mkdir(dir, { recursive: true });
   const cfg = await writeConfig(dir, {
-    source: {
-      type: "ftp",
-      host: lab.ftp.host,
-      port: lab.ftp.port,
-      user: lab.ftp.user,
-      password: lab.ftp.password,
-      path: lab.ftp.path,
-      stableSeconds: 5,
-      timeoutSeconds: 3,
-      ...over.source,
-    },
-    destination: {
-      type: "sftp",
-      host: lab.sftp.host,
-      port: lab.sftp.port,
-      username: lab.sftp.username,
-      privateKeyFile: lab.sftp.privateKeyPath,
-      hostKey: lab.sftp.hostKeyFingerprint,
-      path: dest,
-      timeoutSeconds: 3,
-      ...over.destination,
-    },
+    source: ftpSource(lab.ftp, { stableSeconds: 5, timeoutSeconds: 3, ...over.source }),
+    destination: sftpDestination(lab.sftp, dest, { timeoutSeconds: 3, ...over.destination }),
     encryption: { identityFile: lab.identityFile },
     state: { dir: stateDir, ...over.state },
     sync: { retries: 0, ...over.sync },

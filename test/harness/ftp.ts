@@ -30,13 +30,7 @@ import {
 import os from "node:os";
 import path from "node:path";
 import { freePort, freePortRange } from "./ports.js";
-import {
-  removeOnExit,
-  runCommand,
-  type ServerChild,
-  spawnServer,
-  waitForPort,
-} from "./processes.js";
+import { removeOnExit, restartableServer, runCommand, spawnServer } from "./processes.js";
 
 export const FTP_DEFAULT_USER = "mevault-ftp";
 export const FTP_DEFAULT_PASSWORD = "mevault-ftp-secret";
@@ -318,26 +312,12 @@ export async function startFtpServer(
     mode: 0o600,
   });
 
-  let server: ServerChild | null = null;
-
-  const start = async () => {
-    if (server && server.child.exitCode === null && server.child.signalCode === null) return;
-    const s = spawnServer(VSFTPD, [confFile], { name: `vsftpd:${port}` });
-    server = s;
-    try {
-      await waitForPort(port, 10_000, { server: s });
-    } catch (err) {
-      await s.stop().catch(() => {});
-      const log = await readFile(logFile, "utf8").catch(() => "");
-      throw new Error(`${err instanceof Error ? err.message : err}\n${log.slice(-2000)}`);
-    }
-  };
-
-  const stop = async () => {
-    const s = server;
-    server = null;
-    if (s) await s.stop();
-  };
+  const server = restartableServer(
+    () => spawnServer(VSFTPD, [confFile], { name: `vsftpd:${port}` }),
+    port,
+    async () => (await readFile(logFile, "utf8").catch(() => "")).slice(-2000),
+  );
+  const { start, stop } = server;
 
   const writeClip = async (
     relPath: string,
@@ -393,8 +373,7 @@ export async function startFtpServer(
     pasvPorts: [pasvMin, pasvMax],
     logFile,
     get pid() {
-      const s = server as ServerChild | null;
-      return s && s.child.exitCode === null && s.child.signalCode === null ? s.pid : null;
+      return server.pid;
     },
     writeClip,
     stop,
@@ -404,6 +383,6 @@ export async function startFtpServer(
       await rm(work, { recursive: true, force: true });
       forgetWork();
     },
-    output: () => (server as ServerChild | null)?.output() ?? "",
+    output: server.output,
   };
 }

@@ -10,14 +10,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./ports.js";
-import {
-  removeOnExit,
-  runCommand,
-  type ServerChild,
-  spawnServer,
-  track,
-  waitForPort,
-} from "./processes.js";
+import { removeOnExit, restartableServer, runCommand, spawnServer, track } from "./processes.js";
 
 const MOSQUITTO = "/usr/sbin/mosquitto";
 const STDBUF = ["/usr/bin/stdbuf", "/bin/stdbuf"].find((p) => existsSync(p));
@@ -75,25 +68,11 @@ export async function startMosquitto(
   }
   await writeFile(confFile, `${lines.join("\n")}\n`, { mode: 0o600 });
 
-  let server: ServerChild | null = null;
-  const running = () =>
-    server !== null && server.child.exitCode === null && server.child.signalCode === null;
-  const start = async () => {
-    if (running()) return;
-    const s = spawnServer(MOSQUITTO, ["-c", confFile], { name: `mosquitto:${port}` });
-    server = s;
-    try {
-      await waitForPort(port, 10_000, { server: s });
-    } catch (err) {
-      await s.stop().catch(() => {});
-      throw err;
-    }
-  };
-  const stop = async () => {
-    const s = server;
-    server = null;
-    if (s) await s.stop();
-  };
+  const server = restartableServer(
+    () => spawnServer(MOSQUITTO, ["-c", confFile], { name: `mosquitto:${port}` }),
+    port,
+  );
+  const { start, stop } = server;
   await start();
 
   return {
@@ -102,7 +81,7 @@ export async function startMosquitto(
     port,
     ...(opts.username !== undefined ? { username: opts.username, password: opts.password } : {}),
     get pid() {
-      return running() ? (server as ServerChild).pid : null;
+      return server.pid;
     },
     stop,
     start,
@@ -111,7 +90,7 @@ export async function startMosquitto(
       await rm(work, { recursive: true, force: true });
       forgetWork();
     },
-    output: () => server?.output() ?? "",
+    output: server.output,
   };
 }
 

@@ -462,3 +462,56 @@ export function runCommand(
     }
   });
 }
+
+/** A server that tests stop and start again on the same port (restarts, outages). */
+export interface RestartableServer {
+  /** Spawns it (no-op while it runs) and waits for its port. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+  readonly running: boolean;
+  /** Its process id while it runs, else null. */
+  readonly pid: number | null;
+  output(): string;
+}
+
+/**
+ * The start/stop lifecycle shared by the harness's servers. `spawn` is called on every start,
+ * so it may read state that changed in between (a rotated host key); `explain` adds context
+ * (e.g. the server's own log) to a start that failed.
+ */
+export function restartableServer(
+  spawn: () => ServerChild,
+  port: number,
+  explain?: () => Promise<string>,
+): RestartableServer {
+  let server: ServerChild | null = null;
+  const running = () =>
+    server !== null && server.child.exitCode === null && server.child.signalCode === null;
+  return {
+    async start() {
+      if (running()) return;
+      const s = spawn();
+      server = s;
+      try {
+        await waitForPort(port, 10_000, { server: s });
+      } catch (err) {
+        await s.stop().catch(() => {});
+        const context = explain ? await explain() : "";
+        if (!context) throw err;
+        throw new Error(`${err instanceof Error ? err.message : err}\n${context}`);
+      }
+    },
+    async stop() {
+      const s = server;
+      server = null;
+      if (s) await s.stop();
+    },
+    get running() {
+      return running();
+    },
+    get pid() {
+      return running() ? (server as ServerChild).pid : null;
+    },
+    output: () => server?.output() ?? "",
+  };
+}

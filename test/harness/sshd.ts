@@ -9,13 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./ports.js";
-import {
-  removeOnExit,
-  runCommand,
-  type ServerChild,
-  spawnServer,
-  waitForPort,
-} from "./processes.js";
+import { removeOnExit, restartableServer, runCommand, spawnServer } from "./processes.js";
 
 const SSHD = "/usr/sbin/sshd";
 
@@ -131,29 +125,14 @@ export async function startSftpServer(): Promise<SftpServer> {
   await writeConfig();
   if (process.getuid?.() === 0) await mkdir("/run/sshd", { recursive: true, mode: 0o755 });
 
-  let server: ServerChild | null = null;
-  const running = () =>
-    server !== null && server.child.exitCode === null && server.child.signalCode === null;
-
-  const start = async () => {
-    if (running()) return;
-    const s = spawnServer(SSHD, ["-D", "-e", "-f", configFile, "-p", String(port)], {
-      name: `sshd:${port}`,
-    });
-    server = s;
-    try {
-      await waitForPort(port, 10_000, { server: s });
-    } catch (err) {
-      await s.stop().catch(() => {});
-      throw err;
-    }
-  };
-  const stop = async () => {
-    const s = server;
-    server = null;
-    if (s) await s.stop();
-  };
-
+  const server = restartableServer(
+    () =>
+      spawnServer(SSHD, ["-D", "-e", "-f", configFile, "-p", String(port)], {
+        name: `sshd:${port}`,
+      }),
+    port,
+  );
+  const { start, stop } = server;
   await start();
 
   return {
@@ -170,12 +149,12 @@ export async function startSftpServer(): Promise<SftpServer> {
     },
     root,
     get pid() {
-      return running() ? (server as ServerChild).pid : null;
+      return server.pid;
     },
     stop,
     start,
     rotateHostKey: async () => {
-      const wasRunning = running();
+      const wasRunning = server.running;
       const next = keyIndex + 1;
       await makeKey(hostKeyFile(next), `mevault-test-host-${next}`);
       const nextFingerprint = await fingerprintOf(`${hostKeyFile(next)}.pub`);
@@ -191,7 +170,7 @@ export async function startSftpServer(): Promise<SftpServer> {
       await rm(work, { recursive: true, force: true });
       forgetWork();
     },
-    output: () => server?.output() ?? "",
+    output: server.output,
   };
 }
 

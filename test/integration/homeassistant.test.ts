@@ -4,6 +4,7 @@ import { mkdir, rm, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { spawnCli } from "../harness/cli.js";
+import { ftpSource } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FtpServer, startFtpServer } from "../harness/ftp.js";
 import {
@@ -369,16 +370,7 @@ describe("Home Assistant: the camera goes away and comes back", { timeout: TEST_
     [broker, ftp, work] = await Promise.all([startMosquitto(), startFtpServer(), tempDir()]);
     await ftp.writeClip("Camera1/2024-05-01/12-00-00.mp4", 4096);
     const config = await writeConfig(work, {
-      source: {
-        type: "ftp",
-        host: ftp.host,
-        port: ftp.port,
-        user: ftp.user,
-        password: ftp.password,
-        path: ftp.path,
-        stableSeconds: 0,
-        timeoutSeconds: 5,
-      },
+      source: ftpSource(ftp, { stableSeconds: 0, timeoutSeconds: 5 }),
       destination: { type: "local", path: join(work, "vault") },
       state: { dir: join(work, "state") },
       mqtt: { url: broker.url, baseTopic: BASE, embeddedBroker: { enabled: false } },

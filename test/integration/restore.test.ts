@@ -6,6 +6,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ageCliDecrypt } from "../harness/age.js";
 import { runCli } from "../harness/cli.js";
+import { sftpDestination } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
 
@@ -58,16 +59,6 @@ describe("restore from a real sshd vault", { timeout: 120_000 }, () => {
   let cfg: string;
   const bytes = new Map<string, Buffer>();
 
-  const sftpDestination = (path: string) => ({
-    type: "sftp",
-    host: sftp.host,
-    port: sftp.port,
-    username: sftp.username,
-    privateKeyFile: sftp.privateKeyPath,
-    hostKey: sftp.hostKeyFingerprint,
-    path,
-  });
-
   /** Every restored file has the exact bytes of its clip. */
   const expectRestored = async (out: string, expected: string[]) => {
     expect(await walk(out)).toEqual(expected);
@@ -90,7 +81,7 @@ describe("restore from a real sshd vault", { timeout: 120_000 }, () => {
     }
     cfg = await writeConfig(work, {
       source: { type: "local", path: source, stableSeconds: 0 },
-      destination: sftpDestination(vault),
+      destination: sftpDestination(sftp, vault),
       encryption: { identityFile: join(work, "identity.txt") },
       state: { dir: join(work, "state") },
       sync: { retries: 0 },
@@ -232,7 +223,7 @@ describe("restore from a real sshd vault", { timeout: 120_000 }, () => {
     const other = join(dir, "other-identity.txt");
     await run("age-keygen", ["-o", other]);
     const wrongCfg = await writeConfig(dir, {
-      destination: sftpDestination(vault),
+      destination: sftpDestination(sftp, vault),
       encryption: { identityFile: other },
       state: { dir: join(work, "state") },
     });
@@ -328,7 +319,7 @@ describe("restore from a real sshd vault", { timeout: 120_000 }, () => {
       }
       await writeFile(join(legacyVault, "2024-04-30/notes.txt"), "not a clip");
       const legacyCfg = await writeConfig(dir, {
-        destination: sftpDestination(legacyVault),
+        destination: sftpDestination(sftp, legacyVault),
         encryption: { identityFile: join(dir, "identity.txt"), fernetKeyFile: keyFile },
         state: { dir: join(dir, "state") },
       });
@@ -408,7 +399,7 @@ describe("restore from a real sshd vault", { timeout: 120_000 }, () => {
         token.slice(0, i) + (token[i] === "A" ? "B" : "A") + token.slice(i + 1),
       );
       const legacyCfg = await writeConfig(dir, {
-        destination: sftpDestination(legacyVault),
+        destination: sftpDestination(sftp, legacyVault),
         encryption: { identityFile: join(dir, "identity.txt"), fernetKeyFile: keyFile },
         state: { dir: join(dir, "state") },
       });

@@ -7,6 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localDate } from "../../src/serve/retention.js";
 import { ageCliDecrypt } from "../harness/age.js";
 import { runCli, spawnCli } from "../harness/cli.js";
+import { ftpSource, sftpDestination } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FtpServer, startFtpServer } from "../harness/ftp.js";
 import { type FtpFaultProxy, startFtpFaultProxy } from "../harness/ftpProxy.js";
@@ -98,24 +99,8 @@ describe("serve", () => {
   };
 
   const baseConfig = (over: Record<string, unknown> = {}) => ({
-    source: {
-      type: "ftp",
-      host: ftp.host,
-      port: ftp.port,
-      user: ftp.user,
-      password: ftp.password,
-      path: ftp.path,
-      stableSeconds: 2,
-    },
-    destination: {
-      type: "sftp",
-      host: sftp.host,
-      port: sftp.port,
-      username: sftp.username,
-      privateKeyFile: sftp.privateKeyPath,
-      hostKey: sftp.hostKeyFingerprint,
-      path: vault(),
-    },
+    source: ftpSource(ftp, { stableSeconds: 2 }),
+    destination: sftpDestination(sftp, vault()),
     encryption: { identityFile },
     state: { dir: join(work, "state") },
     mqtt: {

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ageCliDecrypt, ageKeygenRecipient } from "../harness/age.js";
 import { REPO, runCli } from "../harness/cli.js";
+import { ftpSource, sftpDestination } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FtpServer, startFtpServer, type WrittenClip } from "../harness/ftp.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
@@ -21,24 +22,8 @@ describe("sync: vsftpd -> age -> OpenSSH sftp", () => {
   const clips: WrittenClip[] = [];
 
   const baseConfig = (over: Record<string, unknown> = {}) => ({
-    source: {
-      type: "ftp",
-      host: ftp.host,
-      port: ftp.port,
-      user: ftp.user,
-      password: ftp.password,
-      path: ftp.path,
-      stableSeconds: 5,
-    },
-    destination: {
-      type: "sftp",
-      host: sftp.host,
-      port: sftp.port,
-      username: sftp.username,
-      privateKeyFile: sftp.privateKeyPath,
-      hostKey: sftp.hostKeyFingerprint,
-      path: join(sftp.root, "motioneye"),
-    },
+    source: ftpSource(ftp, { stableSeconds: 5 }),
+    destination: sftpDestination(sftp, join(sftp.root, "motioneye")),
     encryption: { identityFile },
     state: { dir: join(work, "state") },
     sync: { retries: 0 },

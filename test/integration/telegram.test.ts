@@ -9,6 +9,7 @@ import type { Extension, TriggerQueue } from "../../src/serve/extension.js";
 import { restoreData } from "../../src/telegram/common.js";
 import { createTelegramExtension } from "../../src/telegram/index.js";
 import { spawnCli } from "../harness/cli.js";
+import { sftpDestination } from "../harness/config.js";
 import { type Call, type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
 import { sha256, tempDir, walk, writeConfig } from "../harness/files.js";
 import { pseudoRandomBytes } from "../harness/ftp.js";
@@ -127,16 +128,11 @@ describe("telegram bot in serve", () => {
     }
     const cfg = await writeConfig(work, {
       source: { type: "local", path: source, stableSeconds: 0 },
-      destination: {
-        type: "sftp",
+      destination: sftpDestination(sftp, join(sftp.root, "vault"), {
         host: proxy.host,
         port: proxy.port,
-        username: sftp.username,
-        privateKeyFile: sftp.privateKeyPath,
-        hostKey: sftp.hostKeyFingerprint,
-        path: join(sftp.root, "vault"),
         timeoutSeconds: 10,
-      },
+      }),
       state: { dir: join(work, "state") },
       sync: { retries: 0 },
       schedule: { sync: "" },
