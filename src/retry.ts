@@ -11,12 +11,19 @@ export function isPermanent(err: unknown): boolean {
   return name === "HostKeyMismatchError" || name === "IdentityError" || name === "AbortError";
 }
 
+/** Exponential backoff with ±25% jitter: `baseMs`, then doubled per attempt, capped at `maxMs`. */
+export function backoffDelay(attempt: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+}
+
 export interface RetryOptions {
   retries: number;
   /** First delay; doubled each attempt, with jitter, capped at maxDelayMs. */
   baseDelayMs?: number;
   maxDelayMs?: number;
   signal?: AbortSignal;
+  /** Only errors this accepts are retried (default: every error that is not permanent). */
+  retryIf?: (err: unknown) => boolean;
   onRetry?: (err: unknown, attempt: number, delayMs: number) => void;
 }
 
@@ -31,8 +38,11 @@ export async function withRetry<T>(
     try {
       return await fn(attempt);
     } catch (err) {
-      if (attempt > opts.retries || isPermanent(err) || opts.signal?.aborted) throw err;
-      const delay = Math.min(max, base * 2 ** (attempt - 1)) * (0.75 + Math.random() * 0.5);
+      const retryable = opts.retryIf ? opts.retryIf(err) : true;
+      if (!retryable || attempt > opts.retries || isPermanent(err) || opts.signal?.aborted) {
+        throw err;
+      }
+      const delay = backoffDelay(attempt, base, max);
       opts.onRetry?.(err, attempt, delay);
       await sleep(delay, undefined, { signal: opts.signal });
     }

@@ -8,6 +8,7 @@ import {
   type MqttClient,
 } from "mqtt";
 import { errorMessage, type Logger } from "../log.js";
+import { backoffDelay } from "../retry.js";
 import type { MqttLink, MqttMessageHandler } from "./extension.js";
 
 /**
@@ -310,8 +311,7 @@ export class MqttConnection implements MqttLink {
     const base = this.opts.reconnectMs ?? 1000;
     const max = this.opts.maxReconnectMs ?? 30_000;
     // The first retry after a protocol fallback or a lost connection is quick.
-    const delay =
-      this.attempts === 0 ? 50 : Math.min(max, base * 2 ** (this.attempts - 1)) * jitter();
+    const delay = this.attempts === 0 ? 50 : backoffDelay(this.attempts, base, max);
     this.attempts++;
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = undefined;
@@ -385,10 +385,6 @@ export class MqttConnection implements MqttLink {
       }
     }
   }
-}
-
-function jitter(): number {
-  return 0.75 + Math.random() * 0.5;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, message: string): Promise<T> {

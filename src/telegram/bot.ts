@@ -3,6 +3,7 @@ import { autoRetry } from "@grammyjs/auto-retry";
 import { type RunnerHandle, run, sequentialize } from "@grammyjs/runner";
 import { Bot, GrammyError, HttpError, type Transformer } from "grammy";
 import { errorMessage } from "../log.js";
+import { withRetry } from "../retry.js";
 import { authComposer } from "./auth.js";
 import { apiSignal, type BotDeps, redact } from "./common.js";
 import { listComposer } from "./list.js";
@@ -59,18 +60,13 @@ function abortOnStop(stop: AbortSignal): Transformer {
 
 /** A few tries for a call lost to the network (auto-retry alone would retry it forever). */
 function retryNetwork(): Transformer {
-  return async (prev, method, payload, signal) => {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await prev(method, payload, signal);
-      } catch (err) {
-        if (!(err instanceof HttpError) || signal?.aborted || attempt > NETWORK_RETRIES) throw err;
-        await sleep(1000 * 2 ** (attempt - 1), undefined, {
-          signal: signal as unknown as AbortSignal | undefined,
-        });
-      }
-    }
-  };
+  return (prev, method, payload, signal) =>
+    withRetry(() => prev(method, payload, signal), {
+      retries: NETWORK_RETRIES,
+      baseDelayMs: 1000,
+      signal: signal as unknown as AbortSignal | undefined,
+      retryIf: (err) => err instanceof HttpError,
+    });
 }
 
 /**
@@ -81,32 +77,26 @@ function resilientPolling(deps: BotDeps): Transformer {
   let failing = false;
   return async (prev, method, payload, signal) => {
     if (method !== "getUpdates") return prev(method, payload, signal);
-    for (let delay = 500; ; delay = Math.min(delay * 2, POLL_RETRY_MAX_MS)) {
-      try {
-        const res = await prev(method, payload, signal);
-        if (!res.ok && !failing) {
-          failing = true;
-          deps.log.warn(
-            { err: `${res.error_code} ${res.description}` },
-            "telegram: polling failed",
-          );
-        } else if (res.ok && failing) {
-          failing = false;
-          deps.log.info("telegram: polling works again");
-        }
-        return res;
-      } catch (err) {
-        if (signal?.aborted || !(err instanceof HttpError)) throw err;
-        if (!failing) {
-          failing = true;
-          deps.log.warn(
-            { err: deps.describe(err) },
-            "telegram: cannot reach the Bot API; retrying",
-          );
-        }
-        await sleep(delay, undefined, { signal: signal as unknown as AbortSignal | undefined });
-      }
+    const res = await withRetry(() => prev(method, payload, signal), {
+      retries: Number.POSITIVE_INFINITY,
+      baseDelayMs: 500,
+      maxDelayMs: POLL_RETRY_MAX_MS,
+      signal: signal as unknown as AbortSignal | undefined,
+      retryIf: (err) => err instanceof HttpError,
+      onRetry: (err) => {
+        if (failing) return;
+        failing = true;
+        deps.log.warn({ err: deps.describe(err) }, "telegram: cannot reach the Bot API; retrying");
+      },
+    });
+    if (!res.ok && !failing) {
+      failing = true;
+      deps.log.warn({ err: `${res.error_code} ${res.description}` }, "telegram: polling failed");
+    } else if (res.ok && failing) {
+      failing = false;
+      deps.log.info("telegram: polling works again");
     }
+    return res;
   };
 }
 
