@@ -1,4 +1,4 @@
-import { isDate, parseClipId, stripControl } from "../clipId.js";
+import { isDate, parseClipId, stripControl, unsafeSegmentReason } from "../clipId.js";
 import type { TriggerRequest } from "./extension.js";
 
 /**
@@ -124,13 +124,12 @@ export function clipIdsForPath(
   opts: PayloadOptions,
 ): { ids: string[] } | { problem: string } {
   if (path.length > MAX_FIELD_CHARS) return { problem: "the path is too long" };
-  if (stripControl(path) !== path) return { problem: "the path holds control characters" };
-  if (path.includes("\\")) return { problem: "backslashes are not allowed" };
-  const segments = path.split("/");
-  if (segments.some((s) => s === ".." || s === ".")) {
-    return { problem: '"." and ".." are not allowed in the path' };
+  const parts = path.split("/").filter((s) => s !== "");
+  // The same segment check as clip ids: no "..", ".", backslashes or control characters.
+  for (const seg of parts) {
+    const reason = unsafeSegmentReason(seg);
+    if (reason) return { problem: reason };
   }
-  const parts = segments.filter((s) => s !== "");
 
   const root = opts.mediaRoot?.replace(/\/+$/, "");
   if (root && path.startsWith(`${root}/`)) {
