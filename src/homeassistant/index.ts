@@ -3,7 +3,7 @@ import { DEFAULT_CAMERA, isDate, unsafeSegmentReason } from "../clipId.js";
 import type { Config } from "../config.js";
 import { errorMessage, type Logger } from "../log.js";
 import type { Extension, ExtensionContext, MqttLink } from "../serve/extension.js";
-import type { ServiceState } from "../serve/state.js";
+import { type ServiceState, serviceState } from "../serve/state.js";
 import type { StoreEntry } from "../storage/store.js";
 import {
   buildDiscovery,
@@ -342,21 +342,14 @@ class HomeAssistant implements Extension {
     const pending = this.livePending ?? st.pending;
     const lastError = newest(st.lastError, this.lastFailure);
     // serve's own state document (src/serve/state.ts), which this one replaces on <base>/state.
-    const core: ServiceState = {
+    const core: ServiceState = serviceState(this.ctx.vault.manifest, queue, {
       // From the run's own events, not queue.running: the queue clears that only after the
       // engine has released its lock, after the last event, and nothing would publish again.
       running: this.syncing,
-      paused: queue.paused,
       runsSinceStart: this.runsSinceStart,
-      nextSync: queue.nextScheduledRun()?.toISOString() ?? null,
-      lastRun: st.lastRun ?? null,
-      lastSuccessAt: st.lastSuccessAt ?? null,
       lastError: lastError ?? null,
-      lastClip: st.lastClip ?? null,
-      totals: { ...st.totals },
       pending,
-      at: new Date().toISOString(),
-    };
+    });
     const state = vaultState(
       {
         lastSuccessAt: st.lastSuccessAt,

@@ -34,6 +34,31 @@ export interface ServiceState {
   at: string;
 }
 
+/**
+ * The state document from the manifest and the queue. Callers pass what they track live
+ * themselves (runs since start, pending during a run, ...), which wins over the stored values.
+ */
+export function serviceState(
+  manifest: Manifest,
+  queue: Pick<StateQueue, "running" | "paused" | "nextScheduledRun">,
+  live: Pick<ServiceState, "runsSinceStart"> & Partial<ServiceState>,
+): ServiceState {
+  const st = manifest.status;
+  return {
+    running: queue.running,
+    paused: queue.paused,
+    nextSync: queue.nextScheduledRun()?.toISOString() ?? null,
+    lastRun: st.lastRun ?? null,
+    lastSuccessAt: st.lastSuccessAt ?? null,
+    lastError: st.lastError ?? null,
+    lastClip: st.lastClip ?? null,
+    totals: { ...st.totals },
+    pending: st.pending,
+    at: new Date().toISOString(),
+    ...live,
+  };
+}
+
 export interface StatePublisherDeps {
   events: EventBus;
   manifest: Manifest;
@@ -85,21 +110,11 @@ export class StatePublisher {
   }
 
   snapshot(): ServiceState {
-    const st = this.deps.manifest.status;
-    const { queue } = this.deps;
-    return {
-      running: queue.running,
-      paused: queue.paused,
+    const { manifest, queue } = this.deps;
+    return serviceState(manifest, queue, {
       runsSinceStart: queue.runsStarted,
-      nextSync: queue.nextScheduledRun()?.toISOString() ?? null,
-      lastRun: st.lastRun ?? null,
-      lastSuccessAt: st.lastSuccessAt ?? null,
-      lastError: st.lastError ?? null,
-      lastClip: st.lastClip ?? null,
-      totals: { ...st.totals },
-      pending: this.livePending ?? st.pending,
-      at: new Date().toISOString(),
-    };
+      pending: this.livePending ?? manifest.status.pending,
+    });
   }
 
   /** Stops listening and publishes a last state (not running). */
