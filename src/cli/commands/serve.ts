@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { EXIT_OK, withVault } from "../context.js";
+import { EXIT_OK, withApp } from "../context.js";
 
 /** Past this, a stop that hangs (a broker or server that never answers) ends the process anyway. */
 const HARD_STOP_MS = 9300;
@@ -11,15 +11,25 @@ export function registerServe(program: Command): void {
       "the daemon: sync on MQTT triggers (motioneye.sh) and on a schedule, with the bot and Home Assistant; stops cleanly on SIGTERM/SIGINT",
     )
     .action(async (_opts: unknown, cmd: Command) => {
-      await withVault(
+      await withApp(
         cmd,
-        async (vault) => {
+        async (app) => {
           // Loaded here, not at the top: the daemon's libraries (MQTT, aedes, grammY) would
           // otherwise weigh on the memory of every one-shot command.
           const { ServeController } = await import("../../serve/controller.js");
 
-          const log = vault.logger;
-          const controller = new ServeController(vault);
+          const log = app.logger;
+          const controller = new ServeController({
+            config: app.config,
+            logger: app.logger,
+            events: app.events,
+            sourceSet: app.sourceSet,
+            sources: await app.sources(),
+            vault: await app.vault(),
+            manifest: await app.manifest(),
+            engine: await app.engine(),
+            lock: app.lock,
+          });
           // Listen before starting anything: a signal during start-up still stops cleanly.
           const stopped = new Promise<NodeJS.Signals>((resolve) => {
             let first: NodeJS.Signals | undefined;
