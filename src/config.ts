@@ -180,6 +180,8 @@ export const configSchema = z.object({
   log: z
     .object({
       level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+      /** Unset: `pretty` when stderr is a terminal, `json` otherwise. */
+      format: z.enum(["pretty", "json"]).optional(),
     })
     .default({}),
 });
