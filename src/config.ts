@@ -113,6 +113,17 @@ const mqttSchema = z.object({
         .string()
         .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL")
         .optional(),
+      /**
+       * Where the vault itself is managed, linked from its device instead of motionEye's UI: the
+       * add-on sets its own page (homeassistant://hassio/addon/<slug>/info).
+       */
+      configurationUrl: z
+        .string()
+        .regex(
+          /^(https?|homeassistant):\/\/\S+$/,
+          "must be an http://, https:// or homeassistant:// URL",
+        )
+        .optional(),
     })
     .default({
       enabled: true,
