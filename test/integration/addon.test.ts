@@ -153,9 +153,12 @@ async function retainedUntil(
   throw new Error(`timed out waiting for ${what}:\n${run.output().slice(-4000)}`);
 }
 
-/** A media folder as the motionEye add-on leaves it: a settled clip and its thumbnail. */
-async function motioneyeMedia(dir: string): Promise<Buffer> {
-  const clip = join(dir, "share", "motioneye", CLIP);
+/**
+ * A media folder as the motionEye add-on leaves it (a settled clip), at its default place
+ * `/share/motioneye` or, for cameras whose root directory the user moved, under `/media`.
+ */
+async function motioneyeMedia(dir: string, root = "share/motioneye"): Promise<Buffer> {
+  const clip = join(dir, root, CLIP);
   await mkdir(dirname(clip), { recursive: true });
   const bytes = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256));
   await writeFile(clip, bytes);
@@ -343,10 +346,10 @@ describe("the add-on's run script", { timeout: 180_000 }, () => {
     expect(run.output()).not.toMatch(/serve running/);
   });
 
-  it("without an MQTT service it still backs up, on its schedule, and says why there is no device", async () => {
+  it("without an MQTT service it still backs up clips under /media, and says why there is no device", async () => {
     const dir = join(work, "nomqtt");
-    await motioneyeMedia(dir);
-    await writeOptions(dir, defaultOptions(dir));
+    await motioneyeMedia(dir, "media/cameras");
+    await writeOptions(dir, { ...defaultOptions(dir), source_path: join(dir, "media", "cameras") });
     mqttServiceUp = false;
     const run = await startAddon(dir);
     try {
@@ -359,5 +362,8 @@ describe("the add-on's run script", { timeout: 180_000 }, () => {
     }
     expect(await run.exited).toBe(0);
     expect(await walk(join(dir, "share", "motioneye-vault"))).toEqual([`${CLIP}.age`]);
+    const status = await runCli(["status", "--json", "--config", join(dir, "data", "config.yml")]);
+    expect(status.code).toBe(0);
+    expect(JSON.parse(status.stdout).source).toContain(join(dir, "media", "cameras"));
   });
 });

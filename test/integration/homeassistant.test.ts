@@ -163,6 +163,7 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
       },
       schedule: { sync: "" },
       sync: { retries: 0 },
+      http: { port: 0 }, // no HTTP listener: nothing here calls it
       log: { level: "info" },
     });
 
@@ -414,6 +415,7 @@ describe("Home Assistant: the camera goes away and comes back", { timeout: TEST_
       mqtt: { url: broker.url, baseTopic: BASE, embeddedBroker: { enabled: false } },
       schedule: { sync: "" },
       sync: { retries: 0 },
+      http: { port: 0 },
     });
     serve = track(spawnCli(["serve", "--config", config]), { name: "serve" });
     serve.stderr?.on("data", (d: Buffer) => {
