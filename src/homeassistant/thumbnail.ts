@@ -1,4 +1,4 @@
-import type { Logger } from "../log.js";
+import { errorMessage, type Logger } from "../log.js";
 import type { Store } from "../storage/store.js";
 import { isJpeg, readThumb } from "../thumbnail.js";
 
@@ -74,7 +74,7 @@ export class ThumbnailPublisher {
       () => {
         this.timers.delete(timer);
         work().catch((err: unknown) =>
-          this.opts.logger.debug({ err: String(err) }, "thumbnail not published"),
+          this.opts.logger.debug({ err: errorMessage(err) }, "thumbnail not published"),
         );
       },
       Math.max(0, ms),
