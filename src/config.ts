@@ -113,6 +113,17 @@ const mqttSchema = z.object({
         .string()
         .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL")
         .optional(),
+      /**
+       * Where the vault itself is managed, linked from its device instead of motionEye's UI: the
+       * add-on sets its own page (homeassistant://hassio/addon/<slug>/info).
+       */
+      configurationUrl: z
+        .string()
+        .regex(
+          /^(https?|homeassistant):\/\/\S+$/,
+          "must be an http://, https:// or homeassistant:// URL",
+        )
+        .optional(),
     })
     .default({
       enabled: true,
@@ -180,6 +191,8 @@ export const configSchema = z.object({
   log: z
     .object({
       level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+      /** Unset: `pretty` when stderr is a terminal, `json` otherwise. */
+      format: z.enum(["pretty", "json"]).optional(),
     })
     .default({}),
 });
