@@ -100,6 +100,17 @@ const mqttSchema = z.object({
         .string()
         .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL")
         .optional(),
+      /**
+       * Where the vault itself is managed, linked from its device instead of motionEye's UI: the
+       * add-on sets its own page (homeassistant://hassio/addon/<slug>/info).
+       */
+      configurationUrl: z
+        .string()
+        .regex(
+          /^(https?|homeassistant):\/\/\S+$/,
+          "must be an http://, https:// or homeassistant:// URL",
+        )
+        .optional(),
     })
     .default({
       enabled: true,
@@ -140,6 +151,14 @@ const syncSchema = z.object({
     .default(4 * 3600),
 });
 
+/** serve's HTTP listener (motionEye web hooks, health, metrics). */
+const httpSchema = z.object({
+  host: z.string().min(1).default("127.0.0.1"),
+  /** 0 disables it. */
+  port: z.number().int().min(0).max(65535).default(8099),
+  token: z.string().min(1).optional(),
+});
+
 const telegramSchema = z.object({
   token: z.string().min(1).optional(),
   allowedChatIds: z.array(z.number().int()).default([]),
@@ -172,11 +191,14 @@ export const configSchema = z.object({
   schedule: scheduleSchema.default(() => scheduleSchema.parse({})),
   retention: retentionSchema.default(() => retentionSchema.parse({})),
   sync: syncSchema.default(() => syncSchema.parse({})),
+  http: httpSchema.default(() => httpSchema.parse({})),
   telegram: telegramSchema.default(() => telegramSchema.parse({})),
   /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
   log: z
     .object({
       level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+      /** Unset: `pretty` when stderr is a terminal, `json` otherwise. */
+      format: z.enum(["pretty", "json"]).optional(),
     })
     .default({}),
 });
@@ -184,6 +206,7 @@ export const configSchema = z.object({
 /** Keys that may hold secrets outside the backend sections (those name theirs in the registry). */
 export const SECRET_KEYS: ReadonlyArray<readonly [string, string]> = [
   ["mqtt", "password"],
+  ["http", "token"],
   ["telegram", "token"],
 ];
 

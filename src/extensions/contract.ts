@@ -100,6 +100,8 @@ export interface ExtensionContext {
   vault: AgeVault;
   /** Can the vault be reached? (Home Assistant's connection sensor.) */
   checkVault(): Promise<boolean>;
+  /** The age recipient every clip is encrypted to (the identity is made if there is none yet). */
+  recipient(): Promise<string>;
 }
 
 export interface Extension {

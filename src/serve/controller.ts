@@ -1,11 +1,11 @@
+import type { Keys } from "../app/keys.js";
 import type { SyncEngine } from "../backup/engine.js";
 import { type SharedLock, whenUnlocked } from "../backup/lock.js";
 import type { SourcePart } from "../backup/sourceRun.js";
 import type { SourceSet } from "../clips/sources.js";
-import { cameraFolders } from "../clips/walk.js";
 import type { Config } from "../config/load.js";
 import type { AgeVault } from "../crypto/ageVault.js";
-import type { Extension, ExtensionContext, SourceView } from "../extensions/contract.js";
+import type { Extension, ExtensionContext } from "../extensions/contract.js";
 import { buildExtensions } from "../extensions/index.js";
 import type { Manifest } from "../manifest/manifest.js";
 import type { EventBus } from "../util/events.js";
@@ -16,6 +16,7 @@ import { PausedError, RunQueue, StoppedError } from "./queue.js";
 import { applyRetention } from "./retention.js";
 import { Scheduler } from "./schedule.js";
 import { lockedSettings } from "./settings.js";
+import { sourceView } from "./sourceView.js";
 import { ServiceState } from "./state.js";
 import { StatePublisher } from "./statePublisher.js";
 import { parseTriggerPayload, printable } from "./triggerPayload.js";
@@ -44,6 +45,7 @@ export interface ServeDeps {
   manifest: Manifest;
   engine: SyncEngine;
   lock: SharedLock;
+  keys: Keys;
 }
 
 export class ServeController {
@@ -146,7 +148,9 @@ export class ServeController {
       queue: this.queue,
       mqtt: this.mqtt,
       sources: this.deps.sourceSet,
-      sourceViews: this.deps.sources.map((p) => sourceView(p, config, this.deps.sourceSet)),
+      sourceViews: this.deps.sources.map((p) =>
+        sourceView(p, sourceTypeOf(config, p.ref.name), this.deps.sourceSet),
+      ),
       manifest: this.deps.manifest,
       settings: lockedSettings(
         this.deps.manifest,
@@ -156,6 +160,7 @@ export class ServeController {
       ),
       vault: this.deps.vault,
       checkVault: () => this.state.checkVault(),
+      recipient: async () => (await this.deps.keys.identity()).recipient,
     };
     this.extensions = buildExtensions(ctx);
     // Home Assistant's extension publishes its own document on <baseTopic>/state; one owner.
@@ -318,21 +323,6 @@ function within(p: Promise<unknown>, ms: number): Promise<boolean> {
   });
 }
 
-/** A source as extensions see it: its camera folders and small files (thumbnails). */
-function sourceView(part: SourcePart, config: Config, sources: SourceSet): SourceView {
-  const entry = config.sources.find((s) => s.name === part.ref.name);
-  // The unprefixed source's top folders named like another source's prefix are not cameras.
-  const skip = new Set(part.ref.prefix === "" ? sources.prefixes : []);
-  return {
-    name: part.ref.name,
-    type: entry?.type ?? "local",
-    cameras: () => cameraFolders((dir) => part.source.list(dir), { skip }),
-    async readSmall(path, maxBytes) {
-      const st = await part.source.stat(path).catch(() => undefined);
-      if (st?.kind !== "file" || st.size > maxBytes) return undefined;
-      const chunks: Buffer[] = [];
-      for await (const chunk of await part.source.read(path)) chunks.push(chunk as Buffer);
-      return Buffer.concat(chunks);
-    },
-  };
+function sourceTypeOf(config: Config, name: string): string {
+  return config.sources.find((s) => s.name === name)?.type ?? "local";
 }

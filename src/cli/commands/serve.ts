@@ -29,6 +29,7 @@ export function registerServe(program: Command): void {
             manifest: await app.manifest(),
             engine: await app.engine(),
             lock: app.lock,
+            keys: await app.keys(),
           });
           // Listen before starting anything: a signal during start-up still stops cleanly.
           const stopped = new Promise<NodeJS.Signals>((resolve) => {
@@ -54,9 +55,14 @@ export function registerServe(program: Command): void {
             process.on("SIGINT", onSignal);
           });
 
+          // Signal listeners hold no handle: with MQTT, the schedule and HTTP all off, nothing
+          // else would keep the process alive until it is told to stop.
+          const keepAlive = setInterval(() => {}, 1 << 30);
+          void stopped.then(() => clearInterval(keepAlive));
           try {
             await controller.start();
           } catch (err) {
+            clearInterval(keepAlive);
             await controller.stop();
             throw err;
           }

@@ -3,9 +3,11 @@ import type { Config } from "../../config/load.js";
 import type { ServiceStateDoc } from "../../serve/state.js";
 import { errorMessage, type Logger } from "../../util/log.js";
 import type { Extension, ExtensionContext, MqttLink } from "../contract.js";
+import { readThumb } from "../thumbnail.js";
 import { CameraBook } from "./cameras.js";
 import { buildDiscovery, haTopics } from "./discovery.js";
 import { cameraState, sourceState, vaultEvent, vaultState } from "./states.js";
+import { ThumbnailPublisher } from "./thumbnail.js";
 
 /**
  * Home Assistant, as zigbee2mqtt's extension does it: retained discovery configs for one device
@@ -42,6 +44,7 @@ type HaContext = Pick<
   | "sourceViews"
   | "manifest"
   | "settings"
+  | "recipient"
 >;
 
 export function createHomeAssistantExtension(
@@ -59,12 +62,15 @@ class HomeAssistant implements Extension {
   private readonly log: Logger;
   private readonly cfg: Config["mqtt"]["homeassistant"];
   private readonly topics: ReturnType<typeof haTopics>;
-  private readonly version = readVersion();
+  private readonly pkg = readPackage();
   private readonly random: () => number;
   private readonly now: () => Date;
   private readonly cameras: CameraBook;
   private today: string;
   private published = new Set<string>();
+  private thumbnails: ThumbnailPublisher | undefined;
+  /** The vault identity's age recipient, shown on the device once known. */
+  private ageRecipient: string | undefined;
   private persisted: Persisted;
 
   private readonly disposers: Array<() => unknown> = [];
@@ -109,6 +115,12 @@ class HomeAssistant implements Extension {
       .catch((err) =>
         this.log.warn({ err: errorMessage(err) }, "could not read clips from the manifest"),
       );
+    this.thumbnails = new ThumbnailPublisher({
+      read: (clipId) => readThumb(this.ctx, clipId),
+      topic: this.topics.thumbnail,
+      logger: this.log,
+      publish: (topic, payload) => this.send(mqtt, topic, payload, true),
+    });
     this.listen(mqtt);
     await this.subscribe(mqtt);
     this.disposers.push(mqtt.onConnect(() => void this.publishAll()));
@@ -128,6 +140,9 @@ class HomeAssistant implements Extension {
       listed = true;
       return changed;
     });
+    this.showRecipient();
+    const last = this.ctx.state.snapshot().lastClip;
+    if (last) this.thumbnails?.showExisting(last.id);
     await Promise.race([listing, sleep(START_LISTING_WAIT_MS)]);
     // While the broker is away, onConnect sends everything once it is back.
     if (mqtt.connected) await this.publishAll();
@@ -141,6 +156,7 @@ class HomeAssistant implements Extension {
     const wasRunning = this.ctx.mqtt !== undefined && this.cfg.enabled;
     this.stopped = true;
     for (const t of [this.stateTimer, this.rediscoverTimer, this.midnightTimer]) clearTimeout(t);
+    this.thumbnails?.stop();
     const disposers = this.disposers.splice(0);
     await Promise.allSettled(disposers.map(async (d) => d()));
     // A last state, as serve's own state publisher leaves one (availability goes offline next).
@@ -169,6 +185,7 @@ class HomeAssistant implements Extension {
         info.lastClip = { id: e.id, camera: e.camera, at: e.at };
         if (e.date === this.today) info.today.add(e.id);
         if (isNew) void this.publishDiscovery();
+        this.thumbnails?.clipBackedUp(e.id);
         void this.publishEvent(
           mqtt,
           vaultEvent("clip_backed_up", {
@@ -274,10 +291,12 @@ class HomeAssistant implements Extension {
     const configs = buildDiscovery({
       discoveryPrefix: this.cfg.discoveryPrefix,
       baseTopic: config.mqtt.baseTopic,
-      version: this.version,
+      version: this.pkg.version,
+      supportUrl: this.pkg.homepage,
       sourceType: sourceViews[0]?.type ?? "local",
       destinationType: config.destination.type,
       configurationUrl: this.cfg.motioneyeUrl,
+      vaultConfigurationUrl: this.cfg.configurationUrl,
       cameras: this.cameras.labels,
       sources: sources.qualified
         ? sourceViews.map((v) => ({
@@ -333,6 +352,7 @@ class HomeAssistant implements Extension {
         cameraConnected: everySourceReachable(core),
         destinationConnected: core.vaultReachable ?? undefined,
         backupsEnabled: !core.paused,
+        ageRecipient: this.ageRecipient,
       },
       // serve's own state document, which this one replaces on <base>/state.
       core as unknown as Record<string, unknown>,
@@ -362,7 +382,7 @@ class HomeAssistant implements Extension {
   }
 
   /** Publishes; false (logged) when the broker is out of reach. */
-  private async send(mqtt: MqttLink, topic: string, payload: string, retain: boolean) {
+  private async send(mqtt: MqttLink, topic: string, payload: string | Buffer, retain: boolean) {
     try {
       await mqtt.publish(topic, payload, { retain, qos: 1 });
       return true;
@@ -412,6 +432,18 @@ class HomeAssistant implements Extension {
     return changed;
   }
 
+  /** The identity's recipient (made now if the vault has none yet, as its first run would). */
+  private showRecipient(): void {
+    this.ctx.recipient().then(
+      (recipient) => {
+        this.ageRecipient = recipient;
+        this.scheduleState();
+      },
+      (err: unknown) =>
+        this.log.warn({ err: errorMessage(err) }, "the age identity could not be read"),
+    );
+  }
+
   /** "Clips today" falls to 0 at local midnight even when nothing happens. */
   private armMidnight(): void {
     const now = this.now();
@@ -452,11 +484,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function readVersion(): string {
+/** This program's version and project page, from its package.json. */
+function readPackage(): { version: string; homepage?: string } {
   try {
     const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"));
-    return typeof pkg.version === "string" ? pkg.version : "unknown";
+    return {
+      version: typeof pkg.version === "string" ? pkg.version : "unknown",
+      homepage: typeof pkg.homepage === "string" ? pkg.homepage : undefined,
+    };
   } catch {
-    return "unknown";
+    return { version: "unknown" };
   }
 }

@@ -62,6 +62,8 @@ export interface VaultStateInput {
   cameraConnected?: boolean;
   destinationConnected?: boolean;
   backupsEnabled: boolean;
+  /** The age recipient (`age1...`) of the vault's identity, once known. */
+  ageRecipient?: string;
 }
 
 /**
@@ -90,6 +92,7 @@ export function vaultState(
     camera_connection: onOff(s.cameraConnected),
     destination_connection: onOff(s.destinationConnected),
     backups_enabled: onOff(s.backupsEnabled),
+    age_recipient: s.ageRecipient ?? null,
   };
 }
 

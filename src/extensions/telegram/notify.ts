@@ -1,27 +1,10 @@
 import { type Api, InlineKeyboard, InputFile } from "grammy";
 import { clipTime, formatBytes } from "../../util/format.js";
+import { readThumb } from "../thumbnail.js";
 import { apiSignal, type BotDeps, quote, restoreData } from "./common.js";
 
-/** A thumbnail bigger than this is not a motionEye frame: skip it (photos may be 10 MB). */
-const MAX_THUMB_BYTES = 5 * 1024 * 1024;
 /** Per run, one message per clip up to this many; the rest are summed up at the end. */
 export const MAX_CLIP_NOTES_PER_RUN = 10;
-
-/** Reads `<clip>.thumb` from its source, or undefined when there is none (or it is odd). */
-async function readThumb(
-  deps: Pick<BotDeps, "sources" | "sourceViews">,
-  clipId: string,
-): Promise<Buffer | undefined> {
-  const at = deps.sources.locate(clipId);
-  const view = at && deps.sourceViews.find((v) => v.name === at.source.name);
-  if (!at || !view) return undefined;
-  try {
-    const thumb = await view.readSmall(`${at.path}.thumb`, MAX_THUMB_BYTES);
-    return thumb && thumb.length > 0 ? thumb : undefined;
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Opt-in notifications to every allowed chat (telegram.notify): a failed run, once per distinct
