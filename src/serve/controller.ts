@@ -251,7 +251,6 @@ export class ServeController {
       // The queues keep our own runs out; the lock keeps out a `sync` run in another process.
       const held = await lock.acquire();
       try {
-        if (held.fresh) await manifest.reload();
         await applyRetention(
           {
             manifest,
