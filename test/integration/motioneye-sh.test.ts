@@ -425,7 +425,7 @@ describe("motioneye.sh", () => {
   });
 });
 
-describe("motioneye.sh with the vault's HTTP hook (curl)", () => {
+describe("motioneye.sh with a real serve: its HTTP hook (curl) and MQTT", () => {
   const TOKEN = "0a1b2c3d4e5f6789";
   const DAY = "2024-05-01";
   let work: string;
@@ -434,6 +434,7 @@ describe("motioneye.sh with the vault's HTTP hook (curl)", () => {
   let identityFile: string;
   let serve: ServeProcess;
   let vaultUrl: string;
+  let mqtt: Broker;
   /** busybox applets and curl, no mosquitto_pub: motionEyeOS. */
   let motioneyeOsPath: string;
 
@@ -458,6 +459,7 @@ describe("motioneye.sh with the vault's HTTP hook (curl)", () => {
     vault = join(work, "vault");
     identityFile = join(work, "identity.txt");
     await mkdir(media, { recursive: true });
+    mqtt = await startMosquitto();
     const port = await freePort();
     vaultUrl = `http://127.0.0.1:${port}`;
     const config = await writeConfig(work, {
@@ -466,7 +468,7 @@ describe("motioneye.sh with the vault's HTTP hook (curl)", () => {
       destination: { type: "local", path: vault },
       encryption: { identityFile },
       state: { dir: join(work, "state") },
-      mqtt: { embeddedBroker: { enabled: false } },
+      mqtt: { url: mqtt.url, homeassistant: { enabled: false } },
       schedule: { sync: "" },
       http: { port, token: TOKEN },
       log: { level: "debug" },
@@ -485,8 +487,19 @@ describe("motioneye.sh with the vault's HTTP hook (curl)", () => {
 
   afterAll(async () => {
     if (serve?.alive) await serve.stop();
+    await mqtt?.close();
     await rm(work, { recursive: true, force: true });
   });
+
+  const syncRuns = async (): Promise<number> => {
+    const res = await fetch(`${vaultUrl}/metrics`, {
+      headers: { Authorization: `Bearer ${TOKEN}` },
+    });
+    const line = (await res.text())
+      .split("\n")
+      .find((l) => l.startsWith("motioneye_vault_sync_runs_total"));
+    return Number(line?.split(" ")[1]);
+  };
 
   it("motionEyeOS: busybox sh, no mosquitto_pub, settings in motioneye.env: the movie is backed up", async () => {
     const dir = await mkdtemp(join(tmpdir(), "motioneye-sh-os-"));
@@ -522,6 +535,27 @@ describe("motioneye.sh with the vault's HTTP hook (curl)", () => {
     await serve.waitForOutput(/HTTP trigger: not a clip, no run/, mark);
     const line = serve.logLines().find((l) => l.file === jpg);
     expect(line).toMatchObject({ event: "picture_save", level: 20 });
+  });
+
+  it("over MQTT as well: pictures and thumbnails make no run and no warning; a movie does", async () => {
+    await serve.waitForOutput(/"msg":"serve running"/);
+    const before = await syncRuns();
+    const mark = serve.output.length;
+    const mqttEnv = { MQTT_HOST: mqtt.host, MQTT_PORT: String(mqtt.port) };
+    for (const name of ["10-03-01.jpg", "10-03-02.jpg", "10-03-00.mp4.thumb"]) {
+      const run = await runScript(
+        ["Camera1", `/var/lib/motioneye/Camera1/${DAY}/${name}`],
+        mqttEnv,
+      );
+      expect(run).toMatchObject({ code: 0, stderr: "" });
+    }
+    await serve.waitForOutput(/MQTT trigger: not a clip, no run/, mark, 3);
+    const rel = await newMovie("10-03-00.mp4", 100_000);
+    const run = await runScript(["Camera1", `/var/lib/motioneye/${rel}`], mqttEnv);
+    expect(run).toMatchObject({ code: 0, stderr: "" });
+    await expectBackedUp(rel);
+    expect(await syncRuns()).toBe(before + 1); // the movie's run, none for the pictures
+    expect(serve.output.slice(mark)).not.toMatch(/"level":40/);
   });
 
   it("VAULT_URL set: the hook is used even where mosquitto_pub is installed (dash, GNU tools)", async () => {
