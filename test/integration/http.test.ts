@@ -273,6 +273,51 @@ describe("serve's HTTP listener", () => {
     await waitFor(async () => (await healthz()).status === 200, "healthy again", serve);
   });
 
+  it("300 random requests: every one answered with a 2xx or 4xx, never a crash", async () => {
+    let seed = 0x5eed;
+    const rand = (n: number) => {
+      seed = (seed * 1103515245 + 12345) >>> 0;
+      return seed % n;
+    };
+    const pick = <T>(xs: readonly T[]): T => xs[rand(xs.length)] as T;
+    const bytes = (n: number) => Buffer.from(Array.from({ length: n }, () => rand(256)));
+    const bodies = [
+      () => bytes(rand(3000)),
+      () =>
+        JSON.stringify({ camera: bytes(8).toString("latin1"), file: bytes(40).toString("latin1") }),
+      () =>
+        JSON.stringify({
+          file: `/sdcard/Camera1/${DAY}/${bytes(10).toString("hex")}.mp4`,
+          token: TOKEN,
+        }),
+      () => `file=${encodeURIComponent(bytes(30).toString("latin1"))}&token=${TOKEN}`,
+      () => "{".repeat(rand(5000)),
+      () => "",
+    ];
+    for (let i = 0; i < 300; i++) {
+      const method = pick(["GET", "POST", "POST", "PUT", "HEAD", "OPTIONS"]);
+      const path = pick(["/hook", "/hook", "/healthz", "/metrics", `/${bytes(4).toString("hex")}`]);
+      const query = rand(2) ? `?file=${encodeURIComponent(bytes(20).toString("latin1"))}` : "";
+      const type = pick([
+        "application/json",
+        "application/x-www-form-urlencoded",
+        "text/plain",
+        "x/y",
+      ]);
+      const withBody = method !== "GET" && method !== "HEAD";
+      const res = await fetch(`${base}${path}${query}`, {
+        method,
+        headers: { ...(rand(2) ? bearer : {}), "Content-Type": type },
+        ...(withBody ? { body: pick(bodies)() } : {}),
+      });
+      await res.arrayBuffer();
+      expect(res.status >= 200 && res.status < 500, `${method} ${path}: ${res.status}`).toBe(true);
+    }
+    expect(serve.alive).toBe(true);
+    expect(serve.output).not.toMatch(/\n\s+at .*\(.*:\d+:\d+\)/); // no stack trace
+    expect((await healthz()).status).toBe(200);
+  });
+
   it("logs every request at debug without the token, and stops on SIGTERM with exit 0", async () => {
     const requests = serve.logLines().filter((l) => l.msg === "http request");
     for (const status of [202, 400, 401, 404, 405]) {
