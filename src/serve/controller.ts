@@ -216,11 +216,11 @@ export class ServeController {
       this.log.info({ problems: parsed.problems, file: parsed.file }, "HTTP trigger refused");
       return { status: 400, body: { error: parsed.problems.join("; ") } };
     }
-    const queued = this.stopping === undefined && this.accept(parsed, "HTTP trigger", {});
+    const accepted = this.stopping === undefined && this.accept(parsed, "HTTP trigger", {});
     return {
       status: 202,
       body: {
-        queued,
+        queued: accepted && !this.queue.paused,
         ...(parsed.ignored ? { ignored: parsed.ignored } : {}),
         ...(parsed.request.clipIds ? { clips: parsed.request.clipIds } : {}),
         ...(this.queue.paused ? { paused: true } : {}),
