@@ -66,7 +66,8 @@ load_env_file() {
     esac
   done <"$1"
 }
-load_env_file "${MOTIONEYE_ENV:-$(dirname -- "$0")/motioneye.env}"
+case $0 in */*) script_dir=${0%/*} ;; *) script_dir=. ;; esac
+load_env_file "${MOTIONEYE_ENV:-$script_dir/motioneye.env}"
 
 # ---- settings: edit here, or in motioneye.env, or set them in the environment -------------
 MQTT_HOST="${MQTT_HOST:-localhost}"
@@ -83,8 +84,16 @@ MOSQUITTO_PUB="${MOSQUITTO_PUB:-mosquitto_pub}"
 CURL="${CURL:-curl}"
 # -------------------------------------------------------------------------------------------
 
-# JSON string literal (with the quotes) of $1: escapes \ " and control characters.
+# JSON string literal (with the quotes) of $1: escapes \ " and control characters (with awk,
+# only when there are any: every process costs on a small camera).
 json_string() {
+  case $1 in
+    *[\\\"]* | *[[:cntrl:]]*) ;;
+    *)
+      printf '"%s"' "$1"
+      return
+      ;;
+  esac
   printf '%s' "$1" | LC_ALL=C awk '
     function esc(s,    out, i, c) {
       out = ""
@@ -147,13 +156,21 @@ if [ -z "$file" ] && [ "$count" -ge 2 ]; then
 fi
 # Only a file: the camera is the folder above the date folder (<camera>/YYYY-MM-DD/<file>).
 if [ -z "$camera" ] && [ -n "$file" ]; then
-  day_dir=$(dirname -- "$file")
-  case $(basename -- "$day_dir") in
-    [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9])
-      camera=$(basename -- "$(dirname -- "$day_dir")")
+  case $file in
+    */*)
+      day_dir=${file%/*}
+      case ${day_dir##*/} in
+        [0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9])
+          case $day_dir in
+            */*)
+              camera_dir=${day_dir%/*}
+              camera=${camera_dir##*/}
+              ;;
+          esac
+          ;;
+      esac
       ;;
   esac
-  case $camera in "" | / | .) camera="" ;; esac
 fi
 [ -n "$camera" ] || camera=default
 
@@ -161,8 +178,9 @@ fi
 if [ -z "$file" ]; then
   event=event_end
 else
-  case $(basename -- "$file" | tr '[:upper:]' '[:lower:]') in
-    *.mp4 | *.mkv | *.avi | *.mov | *.webm | *.flv | *.swf | *.m4v | *.mpg | *.mpeg | *.3gp)
+  case ${file##*/} in
+    *.[mM][pP]4 | *.[mM][kK][vV] | *.[aA][vV][iI] | *.[mM][oO][vV] | *.[wW][eE][bB][mM] | \
+      *.[fF][lL][vV] | *.[sS][wW][fF] | *.[mM]4[vV] | *.[mM][pP][gG] | *.[mM][pP][eE][gG] | *.3[gG][pP])
       event=movie_end
       ;;
     *) event=picture_save ;;
@@ -268,7 +286,8 @@ send_http() {
   bounded "$secs" /dev/null "$tmp/status" "$tmp/err" "$CURL" -sS -o "$tmp/answer" \
     -w '%{http_code}' --connect-timeout "$secs" --max-time "$secs" -X POST \
     -H 'Content-Type: application/json' --data-binary "@$tmp/body" "$url"
-  status=$(cat "$tmp/status" 2>/dev/null)
+  status=""
+  read -r status <"$tmp/status" 2>/dev/null
   if [ "$timed_out" -eq 1 ]; then
     log "the vault at $url did not answer within ${secs}s (stopped by $stopper); not sent: $payload"
   elif [ "$rc" -ne 0 ]; then
@@ -286,7 +305,12 @@ send_mqtt() {
   if [ -z "$MQTT_TOPIC" ]; then
     # "/" would add topic levels, "+" "#" are wildcards and control characters are refused:
     # none of them may appear in the topic's camera level.
-    topic_camera=$(printf '%s' "$camera" | tr '\n' '_' | sed 's/[/+#[:cntrl:]]/_/g')
+    topic_camera=$camera
+    case $camera in
+      */* | *[+#]* | *[[:cntrl:]]*)
+        topic_camera=$(printf '%s' "$camera" | tr '\n' '_' | sed 's/[/+#[:cntrl:]]/_/g')
+        ;;
+    esac
     MQTT_TOPIC="motioneye/${topic_camera}/event"
   fi
   set -- -h "$MQTT_HOST" -p "$MQTT_PORT" -q 1 -t "$MQTT_TOPIC" -m "$payload"
