@@ -74,7 +74,6 @@ export class HttpListener {
     const server = createServer((req, res) => void this.onRequest(req, res));
     server.requestTimeout = REQUEST_TIMEOUT_MS;
     server.headersTimeout = REQUEST_TIMEOUT_MS;
-    server.keepAliveTimeout = 5000;
     server.maxHeadersCount = 64;
     server.on("clientError", (err: NodeJS.ErrnoException, socket: Socket) => {
       // A request Node cannot parse (or a client that went away): 400 when it can still hear it.
@@ -104,7 +103,7 @@ export class HttpListener {
     this.server = server;
     const bound = this.address;
     this.log.info(
-      { host: bound?.host, port: bound?.port, token: this.deps.config.token ? "required" : "none" },
+      { host: bound?.host, port: bound?.port, auth: this.deps.config.token ? "token" : "none" },
       "http: listening for /hook, /healthz and /metrics",
     );
     return true;
@@ -155,7 +154,7 @@ export class HttpListener {
       await route.handle(req, res, url);
     } catch (err) {
       if (err instanceof BadRequestError) {
-        send(res, 400, { error: err.message }, { Connection: "close" });
+        send(res, 400, { error: err.message });
         return;
       }
       this.log.error({ path, err: errorMessage(err) }, "http: request failed");
@@ -185,6 +184,7 @@ export class HttpListener {
     res.writeHead(200, {
       "Content-Type": this.deps.metrics.contentType,
       "Cache-Control": "no-store",
+      Connection: "close",
     });
     res.end(text);
   }
@@ -226,6 +226,9 @@ function send(
     "Content-Type": "application/json; charset=utf-8",
     "Content-Length": Buffer.byteLength(text),
     "Cache-Control": "no-store",
+    // One request per connection: callers are a hook or a scrape every few seconds at most, and
+    // a kept-alive socket that the server closes just as a client reuses it fails that request.
+    Connection: "close",
     ...headers,
   });
   res.end(text);
