@@ -45,18 +45,18 @@ type Route = (req: IncomingMessage, res: ServerResponse, url: URL) => Promise<vo
 export class HttpListener {
   private server: Server | undefined;
   private readonly log: Logger;
-  private readonly routes: Record<string, { methods: string[]; handle: Route }>;
+  private readonly routes: Map<string, { methods: string[]; handle: Route }>;
 
   constructor(private readonly deps: HttpListenerDeps) {
     this.log = deps.logger.child({ ext: "http" });
-    this.routes = {
-      "/hook": { methods: ["GET", "POST"], handle: (req, res, url) => this.hook(req, res, url) },
-      "/healthz": { methods: ["GET", "HEAD"], handle: async (_req, res) => this.healthz(res) },
-      "/metrics": {
-        methods: ["GET", "HEAD"],
-        handle: (req, res, url) => this.metrics(req, res, url),
-      },
-    };
+    this.routes = new Map([
+      ["/hook", { methods: ["GET", "POST"], handle: (req, res, url) => this.hook(req, res, url) }],
+      ["/healthz", { methods: ["GET", "HEAD"], handle: async (_req, res) => this.healthz(res) }],
+      [
+        "/metrics",
+        { methods: ["GET", "HEAD"], handle: (req, res, url) => this.metrics(req, res, url) },
+      ],
+    ]);
   }
 
   /** The address it listens on, once listening. */
@@ -137,9 +137,9 @@ export class HttpListener {
       );
     });
     try {
-      const url = new URL(req.url ?? "/", "http://vault.invalid");
+      const url = parseUrl(req.url);
       path = this.loggable(url.pathname);
-      const route = this.routes[url.pathname];
+      const route = this.routes.get(url.pathname);
       if (!route) return send(res, 404, { error: "not found: try /hook, /healthz or /metrics" });
       if (!route.methods.includes(method)) {
         return send(
@@ -212,6 +212,14 @@ export class HttpListener {
     const token = this.deps.config.token;
     const clean = token ? pathname.split(token).join("[redacted]") : pathname;
     return printable(clean);
+  }
+}
+
+function parseUrl(raw: string | undefined): URL {
+  try {
+    return new URL(raw ?? "/", "http://vault.invalid");
+  } catch {
+    throw new BadRequestError("the request's URL does not parse");
   }
 }
 

@@ -47,7 +47,7 @@ export type Fields = Record<string, unknown>;
  */
 export function hookFields(url: URL, contentType: string | undefined, body: Buffer): Fields {
   const fields: Fields = {};
-  for (const [key, value] of url.searchParams) if (!(key in fields)) fields[key] = value;
+  for (const [key, value] of url.searchParams) if (!Object.hasOwn(fields, key)) fields[key] = value;
 
   let text: string;
   try {
@@ -74,7 +74,9 @@ export function hookFields(url: URL, contentType: string | undefined, body: Buff
   }
   if (type === "application/x-www-form-urlencoded") {
     const form: Fields = {};
-    for (const [key, value] of new URLSearchParams(trimmed)) if (!(key in form)) form[key] = value;
+    for (const [key, value] of new URLSearchParams(trimmed)) {
+      if (!Object.hasOwn(form, key)) form[key] = value;
+    }
     return { ...fields, ...form };
   }
   throw new BadRequestError(
