@@ -32,7 +32,7 @@ describe("serve's HTTP listener", () => {
   let base: string;
 
   const hookUrl = (file: string, token = TOKEN) =>
-    `${base}/hook?camera=Camera1&file=/sdcard/${file}&token=${token}`;
+    `${base}/hook?token=${token}&camera=Camera1&file=/sdcard/${file}`;
   const bearer = { Authorization: `Bearer ${TOKEN}` };
   const metric = async (name: string): Promise<number> => {
     const res = await fetch(`${base}/metrics`, { headers: bearer });
