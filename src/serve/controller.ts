@@ -71,6 +71,8 @@ export class ServeController {
 
   async start(): Promise<void> {
     const { config } = this.vault.loaded;
+    // First: a camera's web hook is heard while the rest starts (it only queues a run).
+    await this.startHttp();
     let url = config.mqtt.url;
     if (!url && config.mqtt.embeddedBroker.enabled) {
       this.broker = await startEmbeddedBroker({
@@ -147,8 +149,6 @@ export class ServeController {
         );
       }
     }
-
-    await this.startHttp();
 
     this.log.info(
       {
