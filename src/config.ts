@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { httpSchema } from "./config/http.js";
 import { isValidCron } from "./cron.js";
 
 /**
@@ -187,6 +188,7 @@ export const configSchema = z.object({
   retention: retentionSchema.default(() => retentionSchema.parse({})),
   sync: syncSchema.default(() => syncSchema.parse({})),
   telegram: telegramSchema.default(() => telegramSchema.parse({})),
+  http: httpSchema.default(() => httpSchema.parse({})),
   /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
   log: z
     .object({
@@ -206,6 +208,7 @@ const SECRET_KEYS: ReadonlyArray<readonly [string, string]> = [
   ["destination", "passphrase"],
   ["mqtt", "password"],
   ["telegram", "token"],
+  ["http", "token"],
 ];
 
 /** Relative paths in these keys are resolved against the config file's folder. */
