@@ -2,18 +2,19 @@ import { createHash, randomUUID } from "node:crypto";
 import { posix } from "node:path";
 import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { remotePathOf } from "./clipId.js";
+import { checkClips } from "./clips/checkClips.js";
 import { encryptStream } from "./crypto/age.js";
 import type { EventBus, RunSummary } from "./events.js";
 import { acquireLock } from "./lock.js";
 import { errorMessage, type Logger } from "./log.js";
 import type { ClipRecord, Manifest } from "./manifest.js";
-import { type Plan, planSync, type SourceClip } from "./plan.js";
+import { INCOMPLETE_RECHECK_MS, needsCheck, type Plan, planSync, type SourceClip } from "./plan.js";
 import { isPermanent, withRetry } from "./retry.js";
 import { scanSource } from "./scan.js";
-import { PART_PATTERN, type Store } from "./storage/store.js";
+import { PART_PATTERN, type SourceStore, type Store } from "./storage/store.js";
 
 export interface SyncDeps {
-  source: Store;
+  source: SourceStore;
   destination: Store;
   manifest: Manifest;
   events: EventBus;
@@ -62,6 +63,14 @@ class HashingCounter extends Transform {
     this.onBytes(this.bytes);
     cb(null, chunk);
   }
+}
+
+/**
+ * The clip changed on the source while it was being backed up (motion still writing it): the
+ * upload is discarded, nothing is recorded, and a later run backs it up. Not a failure.
+ */
+export class ClipChangedError extends Error {
+  override name = "ClipChangedError";
 }
 
 /** Fails a clip's transfer that stalled or ran too long. */
@@ -121,6 +130,12 @@ export class SyncEngine {
       for (const date of new Set(listing.map((c) => c.date))) {
         for (const rec of await deps.manifest.listDate(date)) backedUp.set(rec.id, rec.size);
       }
+      // Only clips not yet in the vault at this size are read (a few bytes each).
+      const verdicts = await checkClips(
+        deps.source,
+        listing.filter((c) => needsCheck(c, backedUp)),
+        log,
+      );
       const plan = planSync({
         listing,
         backedUp,
@@ -129,7 +144,21 @@ export class SyncEngine {
         stableMs: deps.stableSeconds * 1000,
         priority: opts.priority,
         settled: opts.priority,
+        verdicts,
       });
+      for (const p of plan.pending) {
+        log.debug(
+          { clip: p.clip.id, size: p.clip.size, reason: p.reason },
+          "clip not complete yet",
+        );
+      }
+      for (const [id, backedUpSize] of plan.changedAfterBackup) {
+        const size = plan.toUpload.find((c) => c.id === id)?.size;
+        log.warn(
+          { clip: id, backedUpSize, size },
+          "clip changed after backup; backing it up again",
+        );
+      }
       const bytes = plan.toUpload.reduce((n, c) => n + c.size, 0);
       deps.events.emit("syncPlanned", {
         runId,
@@ -147,7 +176,7 @@ export class SyncEngine {
         "sync planned",
       );
 
-      const nextSettleAt = plan.pending.length
+      let nextSettleAt = plan.pending.length
         ? Math.min(...plan.pending.map((p) => p.settleAt))
         : undefined;
       if (opts.dryRun) {
@@ -171,6 +200,8 @@ export class SyncEngine {
         log,
       );
       const done = new Set<string>();
+      /** Clips that changed while they were backed up: pending, for a later run. */
+      const changed = new Set<string>();
       let uploadedBytes = 0;
       let firstError: string | undefined;
       let fatal: unknown;
@@ -184,6 +215,7 @@ export class SyncEngine {
               retries: deps.retries,
               baseDelayMs: deps.retryDelayMs ?? 1000,
               signal: opts.signal,
+              retryIf: (err) => !(err instanceof ClipChangedError),
               onRetry: (err, attempt, delayMs) => {
                 log.warn(
                   { clip: clip.id, attempt, delayMs: Math.round(delayMs), err: errorMessage(err) },
@@ -209,6 +241,14 @@ export class SyncEngine {
             });
             log.info({ clip: clip.id, size: clip.size }, "clip backed up");
           } catch (err) {
+            if (err instanceof ClipChangedError) {
+              changed.add(clip.id);
+              log.info(
+                { clip: clip.id, change: err.message },
+                "clip changed while it was backed up; upload discarded, a later run backs it up",
+              );
+              continue;
+            }
             const message = `${clip.id}: ${errorMessage(err)}`;
             firstError ??= message;
             log.error({ clip: clip.id, err: errorMessage(err) }, "clip failed");
@@ -224,7 +264,10 @@ export class SyncEngine {
       };
       await Promise.all(Array.from({ length: Math.min(deps.concurrency, queue.length) }, worker));
 
-      const notDone = plan.toUpload.filter((c) => !done.has(c.id));
+      const notDone = plan.toUpload.filter((c) => !done.has(c.id) && !changed.has(c.id));
+      if (changed.size > 0) {
+        nextSettleAt = Math.min(nextSettleAt ?? Infinity, now() + INCOMPLETE_RECHECK_MS);
+      }
       if (!firstError && notDone.length > 0)
         firstError = "run stopped before every clip was backed up";
       const sightings = Object.fromEntries(
@@ -237,7 +280,7 @@ export class SyncEngine {
         finishedAt: new Date(now()).toISOString(),
         uploaded: done.size,
         failed: notDone.length,
-        pending: plan.pending.length,
+        pending: plan.pending.length + changed.size,
         bytes: uploadedBytes,
         ...(firstError ? { error: firstError } : {}),
         nextSettleAt,
@@ -369,6 +412,23 @@ export class SyncEngine {
     signal: AbortSignal,
   ): Promise<ClipRecord> {
     const { deps } = this;
+    // Compared with a second stat right before the upload's commit: the same call both times,
+    // since a listing's mtime may be coarser than a stat's (FTP LIST vs MDTM).
+    const before = await deps.source.stat(clip.id);
+    if (before && before.size !== clip.size) {
+      throw new ClipChangedError(`size ${clip.size} when listed, ${before.size} now`);
+    }
+    let changedMeanwhile: ClipChangedError | undefined;
+    const recheck = async () => {
+      const after = await deps.source.stat(clip.id);
+      if (after?.size === before?.size && after?.mtimeMs === before?.mtimeMs) return;
+      changedMeanwhile = new ClipChangedError(
+        after
+          ? `size ${before?.size} and mtime ${before?.mtimeMs} at the start, ${after.size} and ${after.mtimeMs} at the end`
+          : "gone from the source at the end of the upload",
+      );
+      throw changedMeanwhile;
+    };
     const input: Readable = await deps.source.read(clip.id);
     const counter = new HashingCounter((bytes) => {
       touch();
@@ -390,9 +450,16 @@ export class SyncEngine {
       const remotePath = remotePathOf(clip.id);
       // The expected ciphertext size follows from the listed size: a clip that grew or was cut
       // short since the listing fails here and its `.part` is never renamed into place.
-      const written = await deps.destination.writeAtomic(remotePath, tap, {
-        expectedSize: sizeFor(clip.size),
-      });
+      const written = await deps.destination
+        .writeAtomic(remotePath, tap, { expectedSize: sizeFor(clip.size), beforeCommit: recheck })
+        .catch((err: unknown) => {
+          if (changedMeanwhile) throw changedMeanwhile;
+          // More bytes than listed can only come from a file that grew since.
+          if (counter.bytes > clip.size) {
+            throw new ClipChangedError(`grew from ${clip.size} bytes while it was read`);
+          }
+          throw err;
+        });
       // Given up on meanwhile: the file is complete, but this attempt already counts as failed.
       if (signal.aborted) throw signal.reason;
       const record: ClipRecord = {
