@@ -421,11 +421,15 @@ export class SyncEngine {
     let changedMeanwhile: ClipChangedError | undefined;
     const recheck = async () => {
       const after = await deps.source.stat(clip.id);
-      if (after?.size === before?.size && after?.mtimeMs === before?.mtimeMs) return;
+      // Deleted meanwhile (motionEye's cleanup): every byte of it was read, of the listed size,
+      // and this copy is now the only one. Keep it.
+      if (!after) {
+        this.deps.logger.info({ clip: clip.id }, "clip removed from the camera during its upload");
+        return;
+      }
+      if (after.size === before?.size && after.mtimeMs === before?.mtimeMs) return;
       changedMeanwhile = new ClipChangedError(
-        after
-          ? `size ${before?.size} and mtime ${before?.mtimeMs} at the start, ${after.size} and ${after.mtimeMs} at the end`
-          : "gone from the source at the end of the upload",
+        `size ${before?.size} and mtime ${before?.mtimeMs} at the start, ${after.size} and ${after.mtimeMs} at the end`,
       );
       throw changedMeanwhile;
     };
