@@ -66,6 +66,9 @@ class ProgressTap extends Transform {
   }
 }
 
+/** How long a given-up attempt may take to clean up after itself. */
+const CLEANUP_GRACE_MS = 5_000;
+
 /**
  * One clip with its watchdog: fails with ClipTimeoutError when no byte moves for
  * `idleTimeoutMs` or the whole clip takes longer than `clipTimeoutMs`, even when a store hangs.
@@ -109,11 +112,24 @@ export async function backUpClip(
   runSignal?.addEventListener("abort", onRunAbort, { once: true });
   if (runSignal?.aborted) onRunAbort();
   touch();
+  const work = transfer(deps, clip, recipients, runId, touch, abort.signal);
   try {
-    return await Promise.race([
-      transfer(deps, clip, recipients, runId, touch, abort.signal),
-      timedOut,
-    ]);
+    return await Promise.race([work, timedOut]);
+  } catch (err) {
+    // Stopped: let the attempt remove its `.part` while the stores are still open (the service
+    // closes them next), unless a hung store keeps it from ever settling. (A watchdog timeout
+    // means a store hangs: no point waiting for it.)
+    if (runSignal?.aborted) {
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([
+        work.catch(() => {}),
+        new Promise<void>((resolve) => {
+          wait = setTimeout(resolve, CLEANUP_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(wait);
+    }
+    throw err;
   } finally {
     clearTimeout(idle);
     clearTimeout(overall);
@@ -139,6 +155,8 @@ async function transfer(
   let changedMeanwhile: ClipChangedError | undefined;
   const recheck = async () => {
     const after = await deps.source.stat(clip.id);
+    // A given-up attempt never gets its final name.
+    if (signal.aborted) throw signal.reason;
     // Deleted meanwhile (motionEye's cleanup): every byte of it was read, of the listed size,
     // and this copy is now the only one. Keep it.
     if (!after) {

@@ -328,7 +328,10 @@ describe("serve", () => {
     }
   });
 
-  it("retention: dry run first, then deletes old clips the camera no longer has", async () => {
+  // Two service start-ups: over 30 s on a loaded 2-core machine.
+  it("retention: dry run first, then deletes old clips the camera no longer has", {
+    timeout: 90_000,
+  }, async () => {
     const dir = await tempDir();
     const camera = join(dir, "camera");
     const dest = join(dir, "vault");
