@@ -53,6 +53,12 @@ export interface Plan {
 
 /** How soon a movie still recording is looked at again (its trigger usually comes first). */
 export const INCOMPLETE_RECHECK_MS = 10_000;
+/**
+ * The longest wait before looking again at a movie that stays not complete: one unchanged for a
+ * long time was likely cut off (motion killed, power lost) and would otherwise cost a whole run
+ * every 10 s. The wait grows with how long it has been unchanged, up to this.
+ */
+export const INCOMPLETE_RECHECK_MAX_MS = 10 * 60_000;
 
 /**
  * True for a clip whose file must be read before planning: not in the vault at this size, and
@@ -98,7 +104,12 @@ export function planSync(input: PlanInput): Plan {
     };
     let wait: { settleAt: number; reason: string } | undefined;
     if (verdict.state === "incomplete") {
-      wait = { settleAt: nowMs + INCOMPLETE_RECHECK_MS, reason: verdict.reason };
+      const unchangedFor = nowMs - firstSeenMs;
+      const recheckIn = Math.min(
+        INCOMPLETE_RECHECK_MAX_MS,
+        Math.max(INCOMPLETE_RECHECK_MS, unchangedFor),
+      );
+      wait = { settleAt: nowMs + recheckIn, reason: verdict.reason };
     } else if (
       verdict.state === "unknown" &&
       !namedSettled.has(clip.id) &&

@@ -79,7 +79,7 @@ describe("planSync: MP4/MOV are judged by their boxes", () => {
       expect(p.toUpload, JSON.stringify(over)).toEqual([]);
       expect(p.pending).toEqual([
         { clip: header, settleAt: NOW + INCOMPLETE_RECHECK_MS, reason: expect.any(String) },
-        { clip: mid, settleAt: NOW + INCOMPLETE_RECHECK_MS, reason: expect.any(String) },
+        { clip: mid, settleAt: expect.any(Number), reason: expect.any(String) },
       ]);
       expect(p.pending[0]?.reason).toMatch(/mdat size not written/);
     }
@@ -96,6 +96,20 @@ describe("planSync: MP4/MOV are judged by their boxes", () => {
     });
     const later = plan({ listing: [mid], verdicts, sightings: first.sightings, nowMs: NOW + 5000 });
     expect(later.sightings[mid.id]?.firstSeenMs).toBe(NOW);
+  });
+
+  it("looks again less often at a movie that stays not complete (cut off), up to 10 minutes", () => {
+    const cut = clip("C/2024-05-01/cut.mp4", 262_192, 7200);
+    const verdicts = new Map([[cut.id, verdict.midRecording]]);
+    const unchangedFor = (ms: number) =>
+      plan({
+        listing: [cut],
+        verdicts,
+        sightings: { [cut.id]: { size: cut.size, mtimeMs: cut.mtimeMs, firstSeenMs: NOW - ms } },
+      }).pending[0]?.settleAt;
+    expect(unchangedFor(3_000)).toBe(NOW + INCOMPLETE_RECHECK_MS);
+    expect(unchangedFor(45_000)).toBe(NOW + 45_000);
+    expect(unchangedFor(3600_000)).toBe(NOW + 10 * 60_000);
   });
 
   it("reads only clips not in the vault at their listed size", () => {
