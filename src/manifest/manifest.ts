@@ -35,6 +35,11 @@ export interface ClipRecord {
   remoteSize: number;
   uploadedAt: string;
   format: "age" | "fernet";
+  /**
+   * A movie never closed (its recording was cut off), backed up as it was once it stopped
+   * changing; absent for complete clips.
+   */
+  incomplete?: true;
 }
 
 export interface Sighting {
