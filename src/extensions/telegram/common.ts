@@ -15,7 +15,7 @@ import type { SourceView, TriggerQueue } from "../contract.js";
 
 /** What every command group of the bot needs. */
 export interface BotDeps {
-  manifest: Pick<Manifest, "listDate" | "get">;
+  manifest: Pick<Manifest, "listDate" | "get" | "dates">;
   /** Restores come from here. */
   vault: AgeVault;
   state: ServiceState;

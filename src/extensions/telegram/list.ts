@@ -36,13 +36,18 @@ export async function listView(
   const p = Math.min(Math.max(page, 0), pages - 1);
 
   const lines = [`Clips on ${date}: ${clips.length} (${sum(clips)})`];
-  for (const [camera, cs] of cameras) lines.push(`${camera}: ${cs.length} clip(s), ${sum(cs)}`);
+  for (const [camera, cs] of cameras) {
+    const cut = cs.filter((c) => c.incomplete).length;
+    lines.push(
+      `${camera}: ${cs.length} clip(s), ${sum(cs)}${cut ? `, ${cut} incomplete (cut off)` : ""}`,
+    );
+  }
   lines.push("", `${pages > 1 ? `Page ${p + 1}/${pages}. ` : ""}Tap a clip to get it here.`);
 
   const keyboard = new InlineKeyboard();
   const withCamera = cameras.size > 1;
   for (const c of clips.slice(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)) {
-    const label = `${withCamera ? `${cameraOf(c)} ` : ""}${clipTime(c.name)}`;
+    const label = `${withCamera ? `${cameraOf(c)} ` : ""}${clipTime(c.name)}${c.incomplete ? " (incomplete)" : ""}`;
     keyboard.text(`${quote(label, 48)} · ${formatBytes(c.size)}`, restoreData(c)).row();
   }
   if (pages > 1) {

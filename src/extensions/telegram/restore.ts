@@ -16,6 +16,7 @@ import {
   resolveRestoreData,
   uploadLimitBytes,
 } from "./common.js";
+import { sendIncomplete } from "./restoreIncomplete.js";
 
 /** Telegram plays these inline; anything else goes as a document. */
 const PLAYABLE = /\.(mp4|m4v|mov)$/i;
@@ -105,7 +106,10 @@ async function restoreAndSend(
     // A path, not a stream: grammY re-reads the file when a request is retried.
     const upload = () => new InputFile(file, clip.id.split("/").join("_"));
     let sent = false;
-    if (PLAYABLE.test(clip.name)) {
+    if (clip.incomplete) {
+      await sendIncomplete(deps, api, chatId, clip, file, caption, signal);
+      sent = true;
+    } else if (PLAYABLE.test(clip.name)) {
       try {
         await api.sendVideo(
           chatId,
