@@ -88,6 +88,26 @@ describe("repairing a cut-off motion movie", () => {
     expect(await sha256File(movie)).toBe(before); // the cut-off file is only read
   });
 
+  it("a movie motion left when it was killed (SIGKILL) mid-event: its whole frames play", async () => {
+    const killed = join(FIXTURES, "../motion-killed/killed.mp4");
+    await expect(run("ffprobe", ["-v", "error", killed])).rejects.toThrow(/moov atom not found/);
+    const before = await sha256File(killed);
+    const out = join(dir, "killed.repaired.mp4");
+    const result = await repairMovie(killed, fixture("finished.mp4"), out);
+    const repaired = await probe(out);
+    expect(repaired.video).toMatchObject({ codec_name: "h264", width: 320, height: 240 });
+    expect(repaired.frames).toBe(result.frames);
+    // 256 KiB of motion's H.264 at 2 fps: seconds of video, not a frame or two
+    expect(result.frames).toBeGreaterThanOrEqual(10);
+    expect(repaired.duration).toBeGreaterThan(result.frames / 2 - 1);
+    expect(repaired.duration).toBeLessThan(result.frames / 2 + 1);
+    // the burst ends inside a frame: that frame is left out, and said
+    expect(result.droppedBytes).toBeGreaterThan(0);
+    expect(result.stopped).toMatch(/cut short by the end of the data/);
+    expect(await decodeErrors(out)).toBe("");
+    expect(await sha256File(killed)).toBe(before);
+  });
+
   it("data cut short in the middle of a frame: the whole frames are kept, the rest is said", async () => {
     const movie = await cutOff(dir, "short.mp4", 60_000);
     const result = await repairMovie(movie, fixture("finished-3.mp4"), repairedName(movie));
