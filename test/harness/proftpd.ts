@@ -48,6 +48,10 @@ export interface ProftpdServer {
   pasvPorts: [number, number];
   /** ProFTPD's own log (logins, errors). */
   logFile: string;
+  /** Its xferlog: one line per transfer (an aborted ranged read included) with its bytes. */
+  transferLog: string;
+  /** Bytes ProFTPD has sent in file transfers so far (from the xferlog). */
+  bytesSent(): Promise<number>;
   readonly pid: number | null;
   stop(): Promise<void>;
   start(): Promise<void>;
@@ -62,6 +66,7 @@ function proftpdConfig(o: {
   pasvMax: number;
   work: string;
   logFile: string;
+  transferLog: string;
 }): string {
   return `# motioneye-vault test harness: ProFTPD as motionEyeOS serves the media root
 ServerName "motionEyeOS"
@@ -82,7 +87,7 @@ DelayEngine off
 WtmpLog off
 UseReverseDNS off
 SystemLog ${o.logFile}
-TransferLog none
+TransferLog ${o.transferLog}
 AuthOrder mod_auth_file.c
 AuthUserFile ${o.work}/ftpd.passwd
 AuthGroupFile ${o.work}/ftpd.group
@@ -118,6 +123,7 @@ export async function startProftpd(opts: { password?: string } = {}): Promise<Pr
   const base = path.join(work, "root");
   const localRoot = path.join(base, "sdcard");
   const logFile = path.join(work, "proftpd.log");
+  const transferLog = path.join(work, "xferlog");
   const confFile = path.join(work, "proftpd.conf");
   await mkdir(localRoot, { recursive: true });
   // the sessions (nobody) read the tree; the work folder itself is reached only as root
@@ -139,7 +145,7 @@ export async function startProftpd(opts: { password?: string } = {}): Promise<Pr
   const port = await freePort();
   const pasvMin = await freePortRange(PASV_PORT_COUNT);
   const pasvMax = pasvMin + PASV_PORT_COUNT - 1;
-  await writeFile(confFile, proftpdConfig({ port, pasvMin, pasvMax, work, logFile }), {
+  await writeFile(confFile, proftpdConfig({ port, pasvMin, pasvMax, work, logFile, transferLog }), {
     mode: 0o600,
   });
 
@@ -160,6 +166,15 @@ export async function startProftpd(opts: { password?: string } = {}): Promise<Pr
     base,
     pasvPorts: [pasvMin, pasvMax],
     logFile,
+    transferLog,
+    bytesSent: async () => {
+      // xferlog: a 5-word date, transfer time, host, then the byte count
+      const text = await readFile(transferLog, "utf8").catch(() => "");
+      return text
+        .split("\n")
+        .filter(Boolean)
+        .reduce((sum, line) => sum + (Number(line.trim().split(/\s+/)[7]) || 0), 0);
+    },
     get pid() {
       return server.pid;
     },
