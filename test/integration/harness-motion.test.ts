@@ -180,4 +180,27 @@ describe("motion + ProFTPD harness", () => {
       expect(plain.equals(await readFile(movie.path))).toBe(true);
     }
   });
+
+  it("kill(): motion dies mid-recording like a power cut, leaving a movie without its moov box", async () => {
+    await motion.startEvent();
+    const day = movies[0]?.relPath.split("/")[1] as string;
+    const dir = join(motion.cameraDir, day);
+    const known = new Set(movies.map((m) => m.path));
+    let cutOff: string | undefined;
+    for (let i = 0; i < 100 && !cutOff; i++) {
+      const names = await readdir(dir);
+      cutOff = names
+        .filter((n) => n.endsWith(".mp4"))
+        .map((n) => join(dir, n))
+        .find((p) => !known.has(p));
+      if (!cutOff) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(cutOff).toBeDefined();
+    await motion.kill();
+    expect(motion.pid).toBeNull();
+    const probe = await ffprobe(cutOff as string);
+    expect(probe.ok).toBe(false);
+    expect(probe.error).toMatch(/moov atom not found|Invalid data/);
+    expect(relayed(motion.hooks(), "movie_end")).toHaveLength(movies.length);
+  });
 });
