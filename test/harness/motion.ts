@@ -2,7 +2,7 @@
  * The real `motion` daemon (Debian's `motion`) as motionEye runs it, recording real movies from a
  * loopback network camera (./netcam.ts) into a motionEye layout `<root>/<camera>/<date>/<time>.mp4`.
  *
- * The config is the one motionEye writes for a camera (motioneye/config.py): `framerate 2`,
+ * The config (./motionConfig.ts) is the one motionEye writes for a camera: `framerate 2`,
  * `movie_filename %Y-%m-%d/%H-%M-%S`, `movie_codec mp4`, `picture_output first` (one picture
  * at the start of each event), event gap, pre/post capture, text overlay, and motionEye's hook
  * wiring: `on_movie_end` and `on_picture_save` both run `meyectl relayevent ...`, the storage
@@ -15,25 +15,14 @@
 import { mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
-import {
-  NETCAM_FPS,
-  NETCAM_HEIGHT,
-  NETCAM_WIDTH,
-  type NetCamera,
-  startNetCamera,
-} from "./netcam.js";
+import { type HookOptions, hookLines, motionConfig } from "./motionConfig.js";
+import { type NetCamera, startNetCamera } from "./netcam.js";
 import { removeOnExit, runCommand, type ServerChild, spawnServer } from "./processes.js";
 
 const MOTION = "/usr/bin/motion";
-const PYTHON = "/usr/bin/python3";
-const MEYECTL_SCRIPT = path.join(import.meta.dirname, "motioneye", "meyectl.py");
-/** The stand-in for motionEye's meyectl, as a command line (`${MEYECTL} record NAME %$ %f`). */
-export const MEYECTL = `${PYTHON} ${MEYECTL_SCRIPT}`;
 
-/** motionEye's "Call A Web Hook" methods (GET, POST, POST form, POST json). */
-export type WebHookMethod = "GET" | "POST" | "POSTf" | "POSTj";
-
-export interface MotionOptions {
+export { MEYECTL, type WebHookMethod } from "./motionConfig.js";
+export interface MotionOptions extends HookOptions {
   /** The media root; motion writes `<root>/<camera>/...` (motionEye's per-camera target_dir). */
   root: string;
   /** motionEye's camera name (motion's `camera_name`, `%$` in commands). */
@@ -45,12 +34,6 @@ export interface MotionOptions {
   /** Frames kept before / recorded after the motion. */
   preCapture?: number;
   postCapture?: number;
-  /** File Storage > "Run A Command" (motionEye's `command_storage_exec`), e.g. `x.sh %$ %f`. */
-  storageCommand?: string;
-  /** Motion Notifications > "Run An End Command" (`command_end_notifications_exec`). */
-  endCommand?: string;
-  /** File Storage > "Call A Web Hook": motion expands `%$`, `%f`... in the URL. */
-  storageWebHook?: { method: WebHookMethod; url: string };
   /** motion's environment, inherited by every hook (its PATH decides what the hooks find). */
   env?: NodeJS.ProcessEnv;
   /** Seconds after a movie ends before its `.thumb` appears (motionEye: about 5). */
@@ -125,89 +108,6 @@ const MOTION_STARTUP_MS = 6000;
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/** A motion config line's value must be one line. */
-function oneLine(value: string, what: string): string {
-  if (/[\r\n]/.test(value)) throw new Error(`motion harness: ${what} must be one line`);
-  return value;
-}
-
-function motionConfig(o: {
-  camera: string;
-  netcamUrl: string;
-  targetDir: string;
-  framerate: number;
-  eventGap: number;
-  preCapture: number;
-  postCapture: number;
-  hooks: Record<string, string>;
-}): string {
-  const lines = [
-    "# motioneye-vault test harness: one camera as motionEye configures it",
-    "daemon off",
-    "setup_mode off",
-    "log_level 6",
-    "camera_id 1",
-    `camera_name ${o.camera}`,
-    `netcam_url ${o.netcamUrl}`,
-    // not motionEye's: an MJPEG stream has no rate motion can learn, and read at `framerate`
-    // (2/s) a camera sending 10/s leaves motion ever further behind; it records at `framerate`
-    `netcam_params capture_rate=${Math.ceil(NETCAM_FPS * 1.5)}`,
-    `width ${NETCAM_WIDTH}`,
-    `height ${NETCAM_HEIGHT}`,
-    `framerate ${o.framerate}`,
-    `target_dir ${o.targetDir}`,
-    // motionEye's defaults: movies and pictures in one folder per day
-    "movie_filename %Y-%m-%d/%H-%M-%S",
-    "picture_filename %Y-%m-%d/%H-%M-%S",
-    "snapshot_filename %Y-%m-%d/%H-%M-%S",
-    "movie_output on",
-    "movie_codec mp4",
-    "movie_quality 75",
-    "movie_passthrough off",
-    "movie_max_time 0",
-    "picture_output first",
-    "picture_quality 85",
-    "emulate_motion off",
-    `text_left ${o.camera}`,
-    "text_right %Y-%m-%d\\n%T",
-    "locate_motion_mode off",
-    // low threshold: the moving box changes ~10% of the picture
-    "threshold 1000",
-    "noise_tune on",
-    "noise_level 32",
-    "lightswitch_percent 0",
-    "minimum_motion_frames 1",
-    `event_gap ${o.eventGap}`,
-    `pre_capture ${o.preCapture}`,
-    `post_capture ${o.postCapture}`,
-    "webcontrol_port 0",
-    "stream_port 0",
-  ];
-  for (const [name, value] of Object.entries(o.hooks)) lines.push(`${name} ${value}`);
-  return `${lines.join("\n")}\n`;
-}
-
-/**
- * The lines motionEye writes for the events (motion_camera_ui_to_dict): its relay first, then
- * the web hook, then the user's command, joined with "; ".
- */
-function hookLines(o: MotionOptions): Record<string, string> {
-  const meyectl = MEYECTL;
-  const join = (parts: (string | undefined)[]) =>
-    parts.filter((p): p is string => Boolean(p)).join("; ");
-  const hook = o.storageWebHook
-    ? `${meyectl} webhook '${o.storageWebHook.method}' '${oneLine(o.storageWebHook.url, "storageWebHook.url").replace(/\s/g, "+")}'`
-    : undefined;
-  const storage = o.storageCommand ? oneLine(o.storageCommand, "storageCommand") : undefined;
-  const end = o.endCommand ? oneLine(o.endCommand, "endCommand") : undefined;
-  return {
-    on_event_start: `${meyectl} relayevent start %t`,
-    on_event_end: join([`${meyectl} relayevent stop %t`, end]),
-    on_movie_end: join([`${meyectl} relayevent movie_end %t %f`, hook, storage]),
-    on_picture_save: join([`${meyectl} relayevent picture_save %t %f`, hook, storage]),
-  };
 }
 
 function parseHookLog(text: string): HookCall[] {
@@ -420,38 +320,5 @@ export async function startMotion(opts: MotionOptions): Promise<MotionCamera> {
     },
     close,
     output: () => server?.output() ?? "",
-  };
-}
-
-/** What ffprobe says about a movie: playable (with its codec, size, duration) or its error. */
-export interface ProbeResult {
-  ok: boolean;
-  codec?: string;
-  width?: number;
-  height?: number;
-  durationSeconds?: number;
-  error?: string;
-}
-
-export async function ffprobe(file: string): Promise<ProbeResult> {
-  const r = await runCommand(
-    "ffprobe",
-    ["-v", "error", "-print_format", "json", "-show_format", "-show_streams", file],
-    { allowFailure: true, timeoutMs: 30_000 },
-  );
-  if (r.code !== 0) return { ok: false, error: r.stderr.trim() || `ffprobe exit ${r.code}` };
-  const doc = JSON.parse(r.stdout) as {
-    streams?: { codec_type?: string; codec_name?: string; width?: number; height?: number }[];
-    format?: { duration?: string };
-  };
-  const video = doc.streams?.find((s) => s.codec_type === "video");
-  const durationSeconds = Number(doc.format?.duration);
-  return {
-    ok: Boolean(video) && durationSeconds > 0,
-    codec: video?.codec_name,
-    width: video?.width,
-    height: video?.height,
-    durationSeconds,
-    error: video ? undefined : "no video stream",
   };
 }

@@ -9,9 +9,9 @@ import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ageCliDecrypt } from "../harness/age.js";
 import { runCli } from "../harness/cli.js";
+import { ffprobe } from "../harness/ffprobe.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import {
-  ffprobe,
   type HookCall,
   MEYECTL,
   type MotionCamera,
