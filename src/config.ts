@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { httpSchema } from "./config/http.js";
 import { isValidCron } from "./cron.js";
 
 /**
@@ -113,6 +114,17 @@ const mqttSchema = z.object({
         .string()
         .regex(/^https?:\/\/\S+$/, "must be an http:// or https:// URL")
         .optional(),
+      /**
+       * Where the vault itself is managed, linked from its device instead of motionEye's UI: the
+       * add-on sets its own page (homeassistant://hassio/addon/<slug>/info).
+       */
+      configurationUrl: z
+        .string()
+        .regex(
+          /^(https?|homeassistant):\/\/\S+$/,
+          "must be an http://, https:// or homeassistant:// URL",
+        )
+        .optional(),
     })
     .default({
       enabled: true,
@@ -176,10 +188,13 @@ export const configSchema = z.object({
   retention: retentionSchema.default(() => retentionSchema.parse({})),
   sync: syncSchema.default(() => syncSchema.parse({})),
   telegram: telegramSchema.default(() => telegramSchema.parse({})),
+  http: httpSchema.default(() => httpSchema.parse({})),
   /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
   log: z
     .object({
       level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+      /** Unset: `pretty` when stderr is a terminal, `json` otherwise. */
+      format: z.enum(["pretty", "json"]).optional(),
     })
     .default({}),
 });
@@ -193,6 +208,7 @@ const SECRET_KEYS: ReadonlyArray<readonly [string, string]> = [
   ["destination", "passphrase"],
   ["mqtt", "password"],
   ["telegram", "token"],
+  ["http", "token"],
 ];
 
 /** Relative paths in these keys are resolved against the config file's folder. */

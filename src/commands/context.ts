@@ -28,7 +28,8 @@ export function loadOrExit(
 ): { loaded: LoadedConfig; logger: Logger } {
   try {
     const loaded = loadConfig({ file: globalOptions(cmd).config });
-    const logger = createLogger({ level: loaded.config.log.level ?? defaultLogLevel });
+    const { log } = loaded.config;
+    const logger = createLogger({ level: log.level ?? defaultLogLevel, format: log.format });
     return { loaded, logger };
   } catch (err) {
     if (err instanceof ConfigError) {

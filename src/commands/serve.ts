@@ -44,9 +44,14 @@ export function registerServe(program: Command): void {
             process.on("SIGINT", onSignal);
           });
 
+          // Signal listeners hold no handle: with MQTT, the schedule and HTTP all off, nothing
+          // else would keep the process alive until it is told to stop.
+          const keepAlive = setInterval(() => {}, 1 << 30);
+          void stopped.then(() => clearInterval(keepAlive));
           try {
             await controller.start();
           } catch (err) {
+            clearInterval(keepAlive);
             await controller.stop();
             throw err;
           }

@@ -12,11 +12,12 @@ import { clipTime } from "../format.js";
  *   <base>/state                   the service's state document (retained), with the keys below
  *   <base>/camera/<slug>/state     one camera's state (retained)
  *   <base>/event                   {"event_type":"clip_backed_up"|"sync_failed",...} (not retained)
+ *   <base>/thumbnail               the last clip's thumbnail, JPEG bytes (retained)
  *   <base>/sync/set                "Sync now" button command
  *   <base>/backups_enabled/set     "Backups enabled" switch command: ON / OFF
  */
 
-export type Component = "sensor" | "binary_sensor" | "button" | "switch" | "event";
+export type Component = "sensor" | "binary_sensor" | "button" | "switch" | "event" | "image";
 
 export interface DiscoveryConfig {
   component: Component;
@@ -30,6 +31,7 @@ export interface HaTopics {
   availability: string;
   state: string;
   event: string;
+  thumbnail: string;
   syncNow: string;
   backupsEnabledSet: string;
   camera(camera: string): string;
@@ -40,6 +42,7 @@ export function haTopics(baseTopic: string): HaTopics {
     availability: `${baseTopic}/availability`,
     state: `${baseTopic}/state`,
     event: `${baseTopic}/event`,
+    thumbnail: `${baseTopic}/thumbnail`,
     syncNow: `${baseTopic}/sync/set`,
     backupsEnabledSet: `${baseTopic}/backups_enabled/set`,
     camera: (camera) => `${baseTopic}/camera/${cameraSlug(camera)}/state`,
@@ -82,8 +85,12 @@ export interface DiscoveryInput {
   version: string;
   sourceType: "ftp" | "local";
   destinationType: "sftp" | "local";
+  /** The project's page: `origin.support_url` of every entity. */
+  supportUrl?: string;
   /** motionEye's web UI, when the user gave it: the devices link to it. */
   configurationUrl?: string;
+  /** Where the vault itself is managed (its add-on page): the vault device links there instead. */
+  vaultConfigurationUrl?: string;
   /** Camera folder names on the source; each becomes a child device. */
   cameras: readonly string[];
 }
@@ -94,16 +101,21 @@ const KIND: Record<string, string> = { ftp: "FTP", sftp: "SFTP", local: "folder"
 export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
   const topics = haTopics(input.baseTopic);
   const node = deviceId(input.baseTopic);
-  const origin = { name: "motioneye-vault", sw_version: input.version };
+  const origin = {
+    name: "motioneye-vault",
+    sw_version: input.version,
+    ...(input.supportUrl ? { support_url: input.supportUrl } : {}),
+  };
   const availability = [{ topic: topics.availability }];
-  const link = input.configurationUrl ? { configuration_url: input.configurationUrl } : {};
+  const linkTo = (url: string | undefined) => (url ? { configuration_url: url } : {});
+  const link = linkTo(input.configurationUrl);
   const vaultDevice = {
     identifiers: [node],
     name: "motionEye Vault",
     manufacturer: "motioneye-vault",
     model: `Clip backup (${KIND[input.sourceType]} to ${KIND[input.destinationType]})`,
     sw_version: input.version,
-    ...link,
+    ...linkTo(input.vaultConfigurationUrl ?? input.configurationUrl),
   };
 
   const configs: DiscoveryConfig[] = [];
@@ -173,6 +185,19 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
     entity_category: "diagnostic",
     ...fromState("last_error"),
     ...attributesFrom("last_error_attributes"),
+  });
+  add("image", "last_clip_thumbnail", vaultDevice, {
+    name: "Last clip thumbnail",
+    image_topic: topics.thumbnail,
+    content_type: "image/jpeg",
+  });
+  add("sensor", "age_recipient", vaultDevice, {
+    // The public key every clip is encrypted to: what a second machine or a paper backup of the
+    // identity must match. Not secret.
+    name: "Encryption recipient",
+    icon: "mdi:key-variant",
+    entity_category: "diagnostic",
+    ...fromState("age_recipient"),
   });
   add("sensor", "next_sync", vaultDevice, {
     name: "Next scheduled sync",
@@ -306,6 +331,8 @@ export interface VaultStateInput {
   cameraConnected?: boolean;
   destinationConnected?: boolean;
   backupsEnabled: boolean;
+  /** The age recipient (`age1...`) of the vault's identity, once known. */
+  ageRecipient?: string;
 }
 
 /**
@@ -334,6 +361,7 @@ export function vaultState(
     camera_connection: onOff(s.cameraConnected),
     destination_connection: onOff(s.destinationConnected),
     backups_enabled: onOff(s.backupsEnabled),
+    age_recipient: s.ageRecipient ?? null,
   };
 }
 

@@ -13,6 +13,7 @@ import {
   vaultEvent,
   vaultState,
 } from "./discovery.js";
+import { ThumbnailPublisher } from "./thumbnail.js";
 
 /**
  * Home Assistant, as zigbee2mqtt's extension does it: retained discovery configs for one device
@@ -60,7 +61,7 @@ class HomeAssistant implements Extension {
   private readonly log: Logger;
   private readonly cfg: Config["mqtt"]["homeassistant"];
   private readonly topics: ReturnType<typeof haTopics>;
-  private readonly version = readVersion();
+  private readonly pkg = readPackage();
   private readonly random: () => number;
   private readonly now: () => Date;
 
@@ -75,6 +76,9 @@ class HomeAssistant implements Extension {
   private destinationConnected: boolean | undefined;
   private readonly plannedRuns = new Set<string>();
   private published = new Set<string>();
+  private thumbnails: ThumbnailPublisher | undefined;
+  /** The vault identity's age recipient, shown on the device once known. */
+  private ageRecipient: string | undefined;
   private persisted: Persisted;
 
   private readonly disposers: Array<() => unknown> = [];
@@ -114,6 +118,12 @@ class HomeAssistant implements Extension {
     await this.loadClips().catch((err) =>
       this.log.warn({ err: errorMessage(err) }, "could not read clips from the manifest"),
     );
+    this.thumbnails = new ThumbnailPublisher({
+      source: this.ctx.vault.source,
+      topic: this.topics.thumbnail,
+      logger: this.log,
+      publish: (topic, payload) => this.send(mqtt, topic, payload, true),
+    });
     this.listen(mqtt);
     await this.subscribe(mqtt);
     this.disposers.push(mqtt.onConnect(() => void this.publishAll()));
@@ -134,6 +144,9 @@ class HomeAssistant implements Extension {
       listed = true;
       return changed;
     });
+    this.showRecipient();
+    const last = this.ctx.vault.manifest.status.lastClip;
+    if (last) this.thumbnails?.showExisting(last.id);
     await Promise.race([listing, sleep(START_LISTING_WAIT_MS)]);
     // While the broker is away, onConnect sends everything once it is back.
     if (mqtt.connected) await this.publishAll();
@@ -147,6 +160,7 @@ class HomeAssistant implements Extension {
     const wasRunning = this.ctx.mqtt !== undefined && this.cfg.enabled;
     this.stopped = true;
     for (const t of [this.stateTimer, this.rediscoverTimer, this.midnightTimer]) clearTimeout(t);
+    this.thumbnails?.stop();
     const disposers = this.disposers.splice(0);
     await Promise.allSettled(disposers.map(async (d) => d()));
     // A last state, as serve's own state publisher leaves one (availability goes offline next).
@@ -177,6 +191,7 @@ class HomeAssistant implements Extension {
         info.lastClip = { id: e.id, camera: e.camera, at: e.at };
         if (e.date === this.today) info.today.add(e.id);
         if (isNew) void this.publishDiscovery();
+        this.thumbnails?.clipBackedUp(e.id);
         void this.publishEvent(
           mqtt,
           vaultEvent("clip_backed_up", {
@@ -299,10 +314,12 @@ class HomeAssistant implements Extension {
     const configs = buildDiscovery({
       discoveryPrefix: this.cfg.discoveryPrefix,
       baseTopic: config.mqtt.baseTopic,
-      version: this.version,
+      version: this.pkg.version,
+      supportUrl: this.pkg.homepage,
       sourceType: config.source.type,
       destinationType: config.destination.type,
       configurationUrl: this.cfg.motioneyeUrl,
+      vaultConfigurationUrl: this.cfg.configurationUrl,
       cameras: [...this.cameras.keys()],
     });
     const current = new Set(configs.map((c) => c.topic));
@@ -363,6 +380,7 @@ class HomeAssistant implements Extension {
         cameraConnected: this.cameraConnected,
         destinationConnected: this.destinationConnected,
         backupsEnabled: !this.ctx.queue.paused,
+        ageRecipient: this.ageRecipient,
       },
       core as unknown as Record<string, unknown>,
     );
@@ -379,7 +397,7 @@ class HomeAssistant implements Extension {
   }
 
   /** Publishes; false (logged) when the broker is out of reach. */
-  private async send(mqtt: MqttLink, topic: string, payload: string, retain: boolean) {
+  private async send(mqtt: MqttLink, topic: string, payload: string | Buffer, retain: boolean) {
     try {
       await mqtt.publish(topic, payload, { retain, qos: 1 });
       return true;
@@ -462,6 +480,18 @@ class HomeAssistant implements Extension {
     }
     this.scheduleState();
     return changed;
+  }
+
+  /** The identity's recipient (made now if the vault has none yet, as its first run would). */
+  private showRecipient(): void {
+    this.ctx.vault.identity().then(
+      (id) => {
+        this.ageRecipient = id.recipient;
+        this.scheduleState();
+      },
+      (err: unknown) =>
+        this.log.warn({ err: errorMessage(err) }, "the age identity could not be read"),
+    );
   }
 
   /** A cheap look at the destination: can its root be listed? */
@@ -559,11 +589,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function readVersion(): string {
+/** This program's version and project page, from its package.json. */
+function readPackage(): { version: string; homepage?: string } {
   try {
     const pkg = JSON.parse(readFileSync(new URL("../../package.json", import.meta.url), "utf8"));
-    return typeof pkg.version === "string" ? pkg.version : "unknown";
+    return {
+      version: typeof pkg.version === "string" ? pkg.version : "unknown",
+      homepage: typeof pkg.homepage === "string" ? pkg.homepage : undefined,
+    };
   } catch {
-    return "unknown";
+    return { version: "unknown" };
   }
 }

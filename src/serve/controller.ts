@@ -4,17 +4,28 @@ import { errorMessage, type Logger } from "../log.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
 import type { Extension, ExtensionContext } from "./extension.js";
 import { buildExtensions } from "./extensions.js";
+import { assessHealth, type HealthReport } from "./health.js";
+import { type HookAnswer, HttpListener } from "./http.js";
+import type { Fields } from "./httpRequest.js";
+import { createMetrics } from "./metrics.js";
 import { defaultClientId, MqttConnection, safeUrl } from "./mqtt.js";
 import { PausedError, RunQueue, StoppedError } from "./queue.js";
 import { applyRetention } from "./retention.js";
 import { Scheduler } from "./schedule.js";
 import { StatePublisher } from "./state.js";
-import { parseTriggerPayload, printable } from "./triggerPayload.js";
+import {
+  type ParsedTrigger,
+  type PayloadOptions,
+  parseTriggerFields,
+  parseTriggerPayload,
+  printable,
+} from "./triggerPayload.js";
 
 /**
  * `serve`'s lifecycle, as zigbee2mqtt's controller: it owns the broker (when embedded), the MQTT
- * link, the trigger queue, the schedule and the extensions; starts them in order and stops them
- * in reverse, within a fixed budget so that SIGTERM ends the process well inside 10 s.
+ * link, the trigger queue, the schedule, the HTTP listener and the extensions; starts them in
+ * order and stops them in reverse, within a fixed budget so that SIGTERM ends the process well
+ * inside 10 s.
  */
 
 /** How long a transfer in flight may take to finish on stop before it is abandoned. */
@@ -31,6 +42,7 @@ export class ServeController {
   private scheduler: Scheduler | undefined;
   private state: StatePublisher | undefined;
   private extensions: Extension[] = [];
+  private http: HttpListener | undefined;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly vault: Vault) {
@@ -59,6 +71,8 @@ export class ServeController {
 
   async start(): Promise<void> {
     const { config } = this.vault.loaded;
+    // First: a camera's web hook is heard while the rest starts (it only queues a run).
+    await this.startHttp();
     let url = config.mqtt.url;
     if (!url && config.mqtt.embeddedBroker.enabled) {
       this.broker = await startEmbeddedBroker({
@@ -141,6 +155,7 @@ export class ServeController {
         mqtt: url ? safeUrl(url) : null,
         triggerTopic: url ? config.mqtt.triggerTopic : null,
         extensions: this.extensions.map((e) => e.name),
+        http: this.http?.address ?? null,
       },
       "serve running",
     );
@@ -156,31 +171,109 @@ export class ServeController {
     return this.stopping;
   }
 
+  /** The HTTP listener (hook, health, metrics), unless http.port is 0. */
+  private async startHttp(): Promise<void> {
+    const { config } = this.vault.loaded;
+    if (config.http.port === 0) {
+      this.log.info("http.port is 0: no web hook, /healthz or /metrics");
+      return;
+    }
+    const metrics = await createMetrics({
+      events: this.vault.events,
+      manifest: this.vault.manifest,
+      queue: this.queue,
+      source: sourceLabel(config),
+    });
+    const http = new HttpListener({
+      config: config.http,
+      logger: this.log,
+      hook: (fields) => this.onHook(fields),
+      health: () => this.health(),
+      metrics,
+    });
+    if (await http.start()) this.http = http;
+    else metrics.dispose();
+  }
+
+  private payloadOptions(): PayloadOptions {
+    const { source } = this.vault.loaded.config;
+    return {
+      extensions: source.extensions,
+      mediaRoot: source.type === "local" ? source.path : undefined,
+    };
+  }
+
   private onTrigger(topic: string, payload: Buffer): void {
     if (this.stopping) return;
-    const { config } = this.vault.loaded;
-    const parsed = parseTriggerPayload(payload, {
-      extensions: config.source.extensions,
-      mediaRoot: config.source.type === "local" ? config.source.path : undefined,
-    });
+    const parsed = parseTriggerPayload(payload, this.payloadOptions());
+    this.accept(parsed, "MQTT trigger", { topic: printable(topic) });
+  }
+
+  /** A hook call: junk is refused (the caller sees why); the rest is a trigger like MQTT's. */
+  private onHook(fields: Readonly<Fields>): HookAnswer {
+    const parsed = parseTriggerFields(fields, this.payloadOptions(), "http");
+    if (parsed.problems.length > 0) {
+      this.log.info({ problems: parsed.problems, file: parsed.file }, "HTTP trigger refused");
+      return { status: 400, body: { error: parsed.problems.join("; ") } };
+    }
+    const accepted = this.stopping === undefined && this.accept(parsed, "HTTP trigger", {});
+    return {
+      status: 202,
+      body: {
+        queued: accepted && !this.queue.paused,
+        ...(parsed.ignored ? { ignored: parsed.ignored } : {}),
+        ...(parsed.request.clipIds ? { clips: parsed.request.clipIds } : {}),
+        ...(this.queue.paused ? { paused: true } : {}),
+      },
+    };
+  }
+
+  /**
+   * Every external trigger (MQTT, the HTTP hook) comes in here: logged, then queued. A picture
+   * or any other file that is not a clip asks for no run: one debug line, no warning.
+   */
+  private accept(parsed: ParsedTrigger, what: string, context: Record<string, unknown>): boolean {
     const fields = {
-      topic: printable(topic),
+      ...context,
       camera: parsed.camera,
       file: parsed.file,
+      event: parsed.event,
+      source: parsed.source,
       clips: parsed.request.clipIds,
     };
+    if (parsed.ignored) {
+      this.log.debug({ ...fields, reason: parsed.ignored }, `${what}: not a clip, no run`);
+      return false;
+    }
     if (parsed.problems.length > 0) {
       this.log.warn(
         { ...fields, problems: parsed.problems },
         "odd trigger payload: ignored the odd part",
       );
     } else {
-      this.log.info(fields, "MQTT trigger");
+      this.log.info(fields, what);
     }
     this.queue.request(parsed.request).catch((err: unknown) => {
       if (!(err instanceof PausedError || err instanceof StoppedError)) {
         this.log.debug({ err: errorMessage(err) }, "triggered run failed");
       }
+    });
+    return true;
+  }
+
+  private health(): HealthReport {
+    const status = this.vault.manifest.status;
+    return assessHealth({
+      runs: status.runs,
+      lastSuccessAt: status.lastSuccessAt,
+      mqtt: this.mqtt && {
+        connected: this.mqtt.connected,
+        disconnectedSinceMs: this.mqtt.disconnectedSinceMs,
+      },
+      paused: this.queue.paused,
+      running: this.queue.running,
+      stopping: this.stopping !== undefined,
+      nowMs: Date.now(),
     });
   }
 
@@ -206,6 +299,7 @@ export class ServeController {
 
   private async shutdown(): Promise<void> {
     this.log.info("stopping: no new work");
+    const httpStopped = this.http ? within(this.http.stop(), 1500) : Promise.resolve(true);
     this.scheduler?.stop();
     const slotFree = this.queue.stop();
     const extensionsStopped = Promise.allSettled(
@@ -231,11 +325,18 @@ export class ServeController {
     if (!free) this.log.error("the run in progress did not stop; leaving it");
 
     await extensionsStopped;
+    await httpStopped;
     if (this.state) await within(this.state.stop(), 500);
     await this.mqtt?.stop(1500);
     if (this.broker) await within(this.broker.close(), 500);
     this.log.info("stopped");
   }
+}
+
+/** The `source` label of metrics: the source's name once sources have names, else "default". */
+function sourceLabel(config: Vault["loaded"]["config"]): string {
+  const named = (config.source as { name?: unknown }).name;
+  return typeof named === "string" && named !== "" ? named : "default";
 }
 
 /** True when `p` settled within `ms` (its outcome is not our concern here). */

@@ -15,6 +15,7 @@ export type TriggerSource =
   | "settle"
   | "telegram"
   | "homeassistant"
+  | "http"
   | "cli";
 
 export interface TriggerRequest {

@@ -59,6 +59,39 @@ export function serviceState(
   };
 }
 
+/** Pending clips as a run counts them down; undefined between runs (the manifest knows then). */
+export interface LivePending {
+  readonly value: number | undefined;
+  dispose(): void;
+}
+
+/** Follows the runs on the bus: set when a run is planned, one less per clip backed up. */
+export function trackLivePending(events: EventBus): LivePending {
+  let value: number | undefined;
+  const disposers = [
+    events.on("syncPlanned", (e) => {
+      value = e.toUpload + e.pending;
+    }),
+    events.on("clipBackedUp", () => {
+      if (value !== undefined) value = Math.max(0, value - 1);
+    }),
+    events.on("syncFinished", () => {
+      value = undefined;
+    }),
+    events.on("syncFailed", () => {
+      value = undefined;
+    }),
+  ];
+  return {
+    get value() {
+      return value;
+    },
+    dispose() {
+      for (const d of disposers.splice(0)) d();
+    },
+  };
+}
+
 export interface StatePublisherDeps {
   events: EventBus;
   manifest: Manifest;
@@ -72,7 +105,7 @@ export class StatePublisher {
   private readonly topic: string;
   private readonly disposers: Array<() => unknown> = [];
   private timer: NodeJS.Timeout | undefined;
-  private livePending: number | undefined;
+  private livePending: LivePending | undefined;
   private stopped = false;
 
   constructor(private readonly deps: StatePublisherDeps) {
@@ -82,25 +115,16 @@ export class StatePublisher {
   start(): void {
     const { events, queue, mqtt } = this.deps;
     const later = () => this.schedule();
+    const pending = trackLivePending(events);
+    this.livePending = pending;
     this.disposers.push(
+      () => pending.dispose(),
       events.on("syncStarted", later),
-      events.on("syncPlanned", (e) => {
-        this.livePending = e.toUpload + e.pending;
-        this.schedule();
-      }),
-      events.on("clipBackedUp", () => {
-        if (this.livePending !== undefined) this.livePending = Math.max(0, this.livePending - 1);
-        this.schedule();
-      }),
+      events.on("syncPlanned", later),
+      events.on("clipBackedUp", later),
       events.on("clipFailed", later),
-      events.on("syncFinished", () => {
-        this.livePending = undefined;
-        this.schedule();
-      }),
-      events.on("syncFailed", () => {
-        this.livePending = undefined;
-        this.schedule();
-      }),
+      events.on("syncFinished", later),
+      events.on("syncFailed", later),
       queue.onPausedChange(later),
       // `running` ends after the run's last event: say so once it has.
       queue.onRunningChange(later),
@@ -113,7 +137,7 @@ export class StatePublisher {
     const { manifest, queue } = this.deps;
     return serviceState(manifest, queue, {
       runsSinceStart: queue.runsStarted,
-      pending: this.livePending ?? manifest.status.pending,
+      pending: this.livePending?.value ?? manifest.status.pending,
     });
   }
 

@@ -1,33 +1,10 @@
 import { type Api, InlineKeyboard, InputFile } from "grammy";
 import { clipTime, formatBytes } from "../format.js";
-import type { Store } from "../storage/store.js";
+import { readThumb } from "../thumbnail.js";
 import { apiSignal, type BotDeps, quote, restoreData } from "./common.js";
 
-/** A thumbnail bigger than this is not a motionEye frame: skip it (photos may be 10 MB). */
-const MAX_THUMB_BYTES = 5 * 1024 * 1024;
 /** Per run, one message per clip up to this many; the rest are summed up at the end. */
 export const MAX_CLIP_NOTES_PER_RUN = 10;
-
-/** Reads `<clip>.thumb` from the source, or undefined when there is none (or it is odd). */
-async function readThumb(source: Store, clipId: string): Promise<Buffer | undefined> {
-  const path = `${clipId}.thumb`;
-  const entry = await source.stat(path).catch(() => undefined);
-  if (entry?.kind !== "file" || entry.size === 0 || entry.size > MAX_THUMB_BYTES) {
-    return undefined;
-  }
-  try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of await source.read(path)) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_THUMB_BYTES) return undefined;
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Opt-in notifications to every allowed chat (telegram.notify): a failed run, once per distinct

@@ -1,10 +1,13 @@
 /**
  * The real `serve` (the CLI from source, as ./cli.ts runs it) as a tracked child: its log kept
- * and parsed (pino JSON lines on stderr), a bounded wait for conditions, SIGTERM to stop.
+ * and parsed (pino JSON lines on stderr), bounded waits for conditions, SIGTERM to stop.
  */
 import type { ChildProcess } from "node:child_process";
 import { spawnCli } from "./cli.js";
 import { stopProcess, track } from "./processes.js";
+
+/** How long a wait for `serve` may take on a machine busy with other tests. */
+export const SERVE_WAIT_MS = 30_000;
 
 /** One pino log line. */
 export interface LogLine {
@@ -16,29 +19,25 @@ export interface LogLine {
 /** pino's numbers: 30 info, 40 warn, 50 error, 60 fatal. */
 export const WARN = 40;
 
+/** The real `serve` (the CLI from source), with everything it printed kept for assertions. */
 export class ServeProcess {
   output = "";
   readonly child: ChildProcess;
-  private exited: Promise<number | null>;
 
-  constructor(configFile: string, opts: { env?: Record<string, string | undefined> } = {}) {
-    this.child = track(spawnCli(["serve", "--config", configFile], { env: opts.env }), {
-      name: "serve",
-    });
+  constructor(config: string, env: Record<string, string | undefined> = {}) {
+    this.child = track(spawnCli(["serve", "--config", config], { env }), { name: "serve" });
     const keep = (d: Buffer) => {
       this.output += d.toString();
     };
     this.child.stdout?.on("data", keep);
     this.child.stderr?.on("data", keep);
-    this.child.stdin?.end();
-    this.exited = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
   }
 
   get alive(): boolean {
     return this.child.exitCode === null && this.child.signalCode === null;
   }
 
-  /** Every JSON log line so far (other output, e.g. a stack trace, is skipped). */
+  /** The JSON log lines (one object per line on stderr; a line still being written is skipped). */
   logLines(): LogLine[] {
     const lines: LogLine[] = [];
     for (const text of this.output.split("\n")) {
@@ -47,7 +46,7 @@ export class ServeProcess {
         const line = JSON.parse(text) as LogLine;
         if (typeof line.level === "number") lines.push(line);
       } catch {
-        // not a log line
+        // the end of the output, mid-line
       }
     }
     return lines;
@@ -58,32 +57,54 @@ export class ServeProcess {
     return this.logLines().filter((l) => l.level >= WARN);
   }
 
-  tail(chars = 6000): string {
-    return this.output.slice(-chars);
+  /** Occurrences of `pattern` in the output after `from`. */
+  count(pattern: RegExp, from = 0): number {
+    return this.output.slice(from).match(new RegExp(pattern.source, "g"))?.length ?? 0;
   }
 
-  /** Polls `ok` every 100 ms until it holds; fails after `timeoutMs` or when serve exits. */
-  async until(ok: () => boolean | Promise<boolean>, what: string, timeoutMs = 30_000) {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      if (await ok()) return;
-      if (!this.alive) {
-        throw new Error(
-          `serve exited (${this.child.exitCode}) while waiting for ${what}\n${this.tail()}`,
-        );
-      }
-      if (Date.now() > deadline) {
-        throw new Error(
-          `timed out after ${timeoutMs} ms waiting for ${what}\nserve output:\n${this.tail()}`,
-        );
-      }
-      await new Promise((r) => setTimeout(r, 100));
-    }
+  async waitForOutput(pattern: RegExp, from = 0, times = 1): Promise<void> {
+    await waitFor(() => this.count(pattern, from) >= times, `${pattern} x${times}`, this);
   }
 
-  /** SIGTERM, as systemd and Docker stop it; resolves with the exit code. */
-  async stop(timeoutMs = 15_000): Promise<number | null> {
-    await stopProcess(this.child, timeoutMs);
-    return this.exited;
+  /** Like `waitFor`, but fails at once when serve exits. */
+  async until(
+    ok: () => boolean | Promise<boolean>,
+    what: string,
+    timeoutMs = SERVE_WAIT_MS,
+  ): Promise<void> {
+    await waitFor(
+      async () => {
+        if (await ok()) return true;
+        if (!this.alive)
+          throw new Error(
+            `serve exited (${this.child.exitCode}) while waiting for ${what}\n${this.output.slice(-5000)}`,
+          );
+        return false;
+      },
+      what,
+      this,
+      timeoutMs,
+    );
   }
+
+  /** SIGTERM (SIGKILL if it hangs); resolves with the exit code. */
+  async stop(): Promise<number | null> {
+    await stopProcess(this.child, 12_000);
+    return this.child.exitCode;
+  }
+}
+
+/** Polls `ok` until it holds; the error names what was awaited and shows serve's last words. */
+export async function waitFor(
+  ok: () => boolean | Promise<boolean>,
+  what: string,
+  serve?: ServeProcess,
+  timeoutMs = SERVE_WAIT_MS,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await ok()) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`timed out waiting for ${what}\nserve output:\n${serve?.output.slice(-5000)}`);
 }
