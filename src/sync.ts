@@ -1,19 +1,19 @@
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import { posix } from "node:path";
-import { type Readable, Transform, type TransformCallback } from "node:stream";
 import { remotePathOf } from "./clipId.js";
-import { encryptStream } from "./crypto/age.js";
+import { checkClips } from "./clips/checkClips.js";
 import type { EventBus, RunSummary } from "./events.js";
 import { acquireLock } from "./lock.js";
 import { errorMessage, type Logger } from "./log.js";
-import type { ClipRecord, Manifest } from "./manifest.js";
-import { type Plan, planSync, type SourceClip } from "./plan.js";
+import type { Manifest } from "./manifest.js";
+import { INCOMPLETE_RECHECK_MS, needsCheck, type Plan, planSync } from "./plan.js";
 import { isPermanent, withRetry } from "./retry.js";
 import { scanSource } from "./scan.js";
-import { PART_PATTERN, type Store } from "./storage/store.js";
+import { PART_PATTERN, type SourceStore, type Store } from "./storage/store.js";
+import { backUpClip, ClipChangedError } from "./transfer.js";
 
 export interface SyncDeps {
-  source: Store;
+  source: SourceStore;
   destination: Store;
   manifest: Manifest;
   events: EventBus;
@@ -46,39 +46,6 @@ export interface SyncOptions {
 
 export interface SyncResult extends RunSummary {
   plan: Plan;
-}
-
-/** sha256 and byte count of what flows through, without buffering. */
-class HashingCounter extends Transform {
-  readonly hash = createHash("sha256");
-  bytes = 0;
-  constructor(private readonly onBytes: (n: number) => void) {
-    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (README, Performance).
-    super({ highWaterMark: 1 << 18 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.hash.update(chunk);
-    this.bytes += chunk.length;
-    this.onBytes(this.bytes);
-    cb(null, chunk);
-  }
-}
-
-/** Fails a clip's transfer that stalled or ran too long. */
-export class ClipTimeoutError extends Error {
-  override name = "ClipTimeoutError";
-}
-
-/** A byte counter that only reports progress (for the stall watchdog). */
-class ProgressTap extends Transform {
-  constructor(private readonly onProgress: () => void) {
-    // 256 KiB: enough to keep the pipeline busy; more only adds RSS (README, Performance).
-    super({ highWaterMark: 1 << 18 });
-  }
-  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
-    this.onProgress();
-    cb(null, chunk);
-  }
 }
 
 /** `<id>.age.part-<token>`: an upload of ours that never got its final name. */
@@ -121,6 +88,12 @@ export class SyncEngine {
       for (const date of new Set(listing.map((c) => c.date))) {
         for (const rec of await deps.manifest.listDate(date)) backedUp.set(rec.id, rec.size);
       }
+      // Only clips not yet in the vault at this size are read (a few bytes each).
+      const verdicts = await checkClips(
+        deps.source,
+        listing.filter((c) => needsCheck(c, backedUp)),
+        log,
+      );
       const plan = planSync({
         listing,
         backedUp,
@@ -129,7 +102,21 @@ export class SyncEngine {
         stableMs: deps.stableSeconds * 1000,
         priority: opts.priority,
         settled: opts.priority,
+        verdicts,
       });
+      for (const p of plan.pending) {
+        log.debug(
+          { clip: p.clip.id, size: p.clip.size, reason: p.reason },
+          "clip not complete yet",
+        );
+      }
+      for (const [id, backedUpSize] of plan.changedAfterBackup) {
+        const size = plan.toUpload.find((c) => c.id === id)?.size;
+        log.warn(
+          { clip: id, backedUpSize, size },
+          "clip changed after backup; backing it up again",
+        );
+      }
       const bytes = plan.toUpload.reduce((n, c) => n + c.size, 0);
       deps.events.emit("syncPlanned", {
         runId,
@@ -147,7 +134,7 @@ export class SyncEngine {
         "sync planned",
       );
 
-      const nextSettleAt = plan.pending.length
+      let nextSettleAt = plan.pending.length
         ? Math.min(...plan.pending.map((p) => p.settleAt))
         : undefined;
       if (opts.dryRun) {
@@ -171,6 +158,8 @@ export class SyncEngine {
         log,
       );
       const done = new Set<string>();
+      /** Clips that changed while they were backed up: pending, for a later run. */
+      const changed = new Set<string>();
       let uploadedBytes = 0;
       let firstError: string | undefined;
       let fatal: unknown;
@@ -180,23 +169,32 @@ export class SyncEngine {
         for (let clip = queue.shift(); clip; clip = queue.shift()) {
           if (fatal || opts.signal?.aborted) return;
           try {
-            const rec = await withRetry(() => this.backUp(clip, recipients, runId, opts.signal), {
-              retries: deps.retries,
-              baseDelayMs: deps.retryDelayMs ?? 1000,
-              signal: opts.signal,
-              onRetry: (err, attempt, delayMs) => {
-                log.warn(
-                  { clip: clip.id, attempt, delayMs: Math.round(delayMs), err: errorMessage(err) },
-                  "clip failed; retrying",
-                );
-                deps.events.emit("clipFailed", {
-                  runId,
-                  id: clip.id,
-                  error: errorMessage(err),
-                  willRetry: true,
-                });
+            const rec = await withRetry(
+              () => backUpClip(deps, clip, recipients, runId, opts.signal),
+              {
+                retries: deps.retries,
+                baseDelayMs: deps.retryDelayMs ?? 1000,
+                signal: opts.signal,
+                retryIf: (err) => !(err instanceof ClipChangedError),
+                onRetry: (err, attempt, delayMs) => {
+                  log.warn(
+                    {
+                      clip: clip.id,
+                      attempt,
+                      delayMs: Math.round(delayMs),
+                      err: errorMessage(err),
+                    },
+                    "clip failed; retrying",
+                  );
+                  deps.events.emit("clipFailed", {
+                    runId,
+                    id: clip.id,
+                    error: errorMessage(err),
+                    willRetry: true,
+                  });
+                },
               },
-            });
+            );
             done.add(clip.id);
             uploadedBytes += clip.size;
             deps.events.emit("clipBackedUp", {
@@ -209,6 +207,14 @@ export class SyncEngine {
             });
             log.info({ clip: clip.id, size: clip.size }, "clip backed up");
           } catch (err) {
+            if (err instanceof ClipChangedError) {
+              changed.add(clip.id);
+              log.info(
+                { clip: clip.id, change: err.message },
+                "clip changed while it was backed up; upload discarded, a later run backs it up",
+              );
+              continue;
+            }
             const message = `${clip.id}: ${errorMessage(err)}`;
             firstError ??= message;
             log.error({ clip: clip.id, err: errorMessage(err) }, "clip failed");
@@ -224,7 +230,10 @@ export class SyncEngine {
       };
       await Promise.all(Array.from({ length: Math.min(deps.concurrency, queue.length) }, worker));
 
-      const notDone = plan.toUpload.filter((c) => !done.has(c.id));
+      const notDone = plan.toUpload.filter((c) => !done.has(c.id) && !changed.has(c.id));
+      if (changed.size > 0) {
+        nextSettleAt = Math.min(nextSettleAt ?? Infinity, now() + INCOMPLETE_RECHECK_MS);
+      }
       if (!firstError && notDone.length > 0)
         firstError = "run stopped before every clip was backed up";
       const sightings = Object.fromEntries(
@@ -237,7 +246,7 @@ export class SyncEngine {
         finishedAt: new Date(now()).toISOString(),
         uploaded: done.size,
         failed: notDone.length,
-        pending: plan.pending.length,
+        pending: plan.pending.length + changed.size,
         bytes: uploadedBytes,
         ...(firstError ? { error: firstError } : {}),
         nextSettleAt,
@@ -303,116 +312,6 @@ export class SyncEngine {
         // Not fatal: the uploads that follow will say whether the destination works.
         log.warn({ dir, err: errorMessage(err) }, "could not clean up unfinished uploads");
       }
-    }
-  }
-
-  /**
-   * One clip with its watchdog: fails with ClipTimeoutError when no byte moves for
-   * `idleTimeoutMs` or the whole clip takes longer than `clipTimeoutMs`, even when a store hangs.
-   */
-  private async backUp(
-    clip: SourceClip,
-    recipients: string[],
-    runId: string,
-    runSignal?: AbortSignal,
-  ): Promise<ClipRecord> {
-    const idleMs = this.deps.idleTimeoutMs ?? 120_000;
-    const totalMs = this.deps.clipTimeoutMs ?? 4 * 3600_000;
-    const abort = new AbortController();
-    let reject: (err: Error) => void = () => {};
-    const timedOut = new Promise<never>((_, rej) => {
-      reject = rej;
-    });
-    const expire = (message: string) => {
-      const err = new ClipTimeoutError(`${message}; giving up on this attempt`);
-      abort.abort(err);
-      reject(err);
-    };
-    let idle: NodeJS.Timeout | undefined;
-    let lastTouch = 0;
-    const touch = () => {
-      const t = Date.now();
-      if (idle && t - lastTouch < 200) return; // re-arming per chunk costs; 200 ms is plenty
-      lastTouch = t;
-      clearTimeout(idle);
-      idle = setTimeout(() => expire(`no data moved for ${idleMs / 1000} s`), idleMs);
-    };
-    const overall = setTimeout(() => expire(`took longer than ${totalMs / 1000} s`), totalMs);
-    // Stopping the service stops the clip at once: its `.part` is removed, nothing is recorded.
-    const onRunAbort = () => {
-      const err = new Error("the run was stopped");
-      err.name = "AbortError";
-      abort.abort(err);
-      reject(err);
-    };
-    runSignal?.addEventListener("abort", onRunAbort, { once: true });
-    if (runSignal?.aborted) onRunAbort();
-    touch();
-    try {
-      return await Promise.race([
-        this.transfer(clip, recipients, runId, touch, abort.signal),
-        timedOut,
-      ]);
-    } finally {
-      clearTimeout(idle);
-      clearTimeout(overall);
-      runSignal?.removeEventListener("abort", onRunAbort);
-    }
-  }
-
-  /** One clip, end to end, streaming. Recorded only once its encrypted copy has its final name. */
-  private async transfer(
-    clip: SourceClip,
-    recipients: string[],
-    runId: string,
-    touch: () => void,
-    signal: AbortSignal,
-  ): Promise<ClipRecord> {
-    const { deps } = this;
-    const input: Readable = await deps.source.read(clip.id);
-    const counter = new HashingCounter((bytes) => {
-      touch();
-      deps.events.emit("clipProgress", { runId, id: clip.id, bytes });
-    });
-    const tap = new ProgressTap(touch);
-    const onAbort = () => {
-      input.destroy(signal.reason as Error);
-      tap.destroy(signal.reason as Error);
-    };
-    signal.addEventListener("abort", onAbort, { once: true });
-    input.on("error", (err) => counter.destroy(err));
-    input.pipe(counter);
-    try {
-      if (signal.aborted) throw signal.reason;
-      const { output, sizeFor } = await encryptStream(counter, recipients);
-      output.on("error", (err) => tap.destroy(err));
-      output.pipe(tap);
-      const remotePath = remotePathOf(clip.id);
-      // The expected ciphertext size follows from the listed size: a clip that grew or was cut
-      // short since the listing fails here and its `.part` is never renamed into place.
-      const written = await deps.destination.writeAtomic(remotePath, tap, {
-        expectedSize: sizeFor(clip.size),
-      });
-      // Given up on meanwhile: the file is complete, but this attempt already counts as failed.
-      if (signal.aborted) throw signal.reason;
-      const record: ClipRecord = {
-        id: clip.id,
-        camera: clip.camera,
-        date: clip.date,
-        name: clip.name,
-        size: clip.size,
-        mtimeMs: clip.mtimeMs,
-        sha256: counter.hash.digest("hex"),
-        remotePath,
-        remoteSize: written.size,
-        uploadedAt: new Date((deps.now ?? Date.now)()).toISOString(),
-        format: "age",
-      };
-      await deps.manifest.record(record);
-      return record;
-    } finally {
-      signal.removeEventListener("abort", onAbort);
-      if (!input.readableEnded) input.destroy();
     }
   }
 }

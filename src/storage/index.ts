@@ -5,10 +5,10 @@ import type { Logger } from "../log.js";
 import { createFtpStore } from "./ftp.js";
 import { createLocalStore } from "./local.js";
 import { createSftpStore } from "./sftp.js";
-import type { Store } from "./store.js";
+import type { SourceStore, Store } from "./store.js";
 
 /** The camera's media root. */
-export function createSource(config: Config, logger: Logger): Store {
+export function createSource(config: Config, logger: Logger): SourceStore {
   const s = config.source;
   if (s.type === "local") return createLocalStore(s.path);
   return createFtpStore({

@@ -1,13 +1,19 @@
 import { randomBytes } from "node:crypto";
 import { createReadStream, createWriteStream } from "node:fs";
-import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
+import { mkdir, open, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { partName, type Store, type StoreEntry, type WriteResult } from "./store.js";
+import {
+  checkRange,
+  partName,
+  type SourceStore,
+  type StoreEntry,
+  type WriteResult,
+} from "./store.js";
 
 /** A folder on this machine: the embedded default for both source and vault. */
-export function createLocalStore(root: string, opts: { fileMode?: number } = {}): Store {
+export function createLocalStore(root: string, opts: { fileMode?: number } = {}): SourceStore {
   const abs = (p: string) => (p === "" || p === "." ? root : join(root, ...p.split("/")));
   const fileMode = opts.fileMode ?? 0o600;
 
@@ -56,6 +62,23 @@ export function createLocalStore(root: string, opts: { fileMode?: number } = {})
       return stream;
     },
 
+    async readRange(path, offset, length) {
+      checkRange(offset, length);
+      const file = await open(abs(path), "r");
+      try {
+        const buf = Buffer.alloc(length);
+        let got = 0;
+        while (got < length) {
+          const { bytesRead } = await file.read(buf, got, length - got, offset + got);
+          if (bytesRead === 0) break;
+          got += bytesRead;
+        }
+        return buf.subarray(0, got);
+      } finally {
+        await file.close();
+      }
+    },
+
     async writeAtomic(path, data: Readable, wopts = {}): Promise<WriteResult> {
       const final = abs(path);
       const part = partName(final, randomBytes(6).toString("hex"));
@@ -66,6 +89,7 @@ export function createLocalStore(root: string, opts: { fileMode?: number } = {})
         if (wopts.expectedSize !== undefined && size !== wopts.expectedSize) {
           throw new Error(`${path}: wrote ${size} bytes, expected ${wopts.expectedSize}`);
         }
+        await wopts.beforeCommit?.();
         await rename(part, final);
         return { size };
       } catch (err) {

@@ -16,8 +16,15 @@ import { PassThrough, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import SftpClient from "ssh2-sftp-client";
 import { errorMessage, type Logger, silentLogger } from "../log.js";
+import { type SftpReadWire, sftpReadRange } from "./sftpRange.js";
 import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./sftpUpload.js";
-import { partName, type Store, type StoreEntry, type WriteResult } from "./store.js";
+import {
+  checkRange,
+  partName,
+  type SourceStore,
+  type StoreEntry,
+  type WriteResult,
+} from "./store.js";
 
 export interface SftpStoreOptions {
   host: string;
@@ -176,7 +183,7 @@ function raceLost<T>(live: Live, work: Promise<T>): Promise<T> {
   });
 }
 
-export function createSftpStore(opts: SftpStoreOptions): Store {
+export function createSftpStore(opts: SftpStoreOptions): SourceStore {
   const logger = opts.logger ?? silentLogger;
   const server = `${opts.host}:${opts.port}`;
   const label = knownHostLabel(server);
@@ -395,7 +402,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
     return undefined;
   }
 
-  const store: Store = {
+  const store: SourceStore = {
     description,
 
     async list(dir) {
@@ -471,6 +478,20 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
       return out;
     },
 
+    async readRange(path, offset, length) {
+      checkRange(offset, length);
+      const remote = abs(path);
+      if (length === 0) return Buffer.alloc(0);
+      try {
+        return await withSftp((sftp) => {
+          const wire = (sftp as unknown as { sftp: SftpReadWire }).sftp;
+          return sftpReadRange(wire, remote, offset, length);
+        });
+      } catch (err) {
+        throw fail("read", remote, err);
+      }
+    },
+
     async writeAtomic(path, data, writeOpts = {}): Promise<WriteResult> {
       const remote = abs(path);
       const part = partName(remote, randomBytes(6).toString("hex"));
@@ -521,6 +542,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
               `size mismatch: expected ${writeOpts.expectedSize} bytes, got ${st.size}`,
             );
           }
+          await writeOpts.beforeCommit?.();
           await renameReplacing(sftp, part, remote);
           return { size: st.size };
         });
