@@ -116,6 +116,7 @@ async function latency(s: Servers): Promise<BenchRow[]> {
     state: { dir: join(s.work, "state") },
     mqtt: { url: s.broker.url, baseTopic: "mev-bench-camera", homeassistant: { enabled: false } },
     schedule: { sync: "" },
+    http: { port: 0 },
   });
   const serve = await startServe(cli, configFile);
   let motion: MotionCamera | undefined;

@@ -5,7 +5,7 @@
  * moving across it. `setMotion(true)` switches the stream to the moving box, so motion detects
  * motion; `setMotion(false)` back to the still scene (identical JPEG bytes: no change at all).
  */
-import { mkdir, readdir, readFile, rm } from "node:fs/promises";
+import { mkdtemp, readdir, readFile, rm } from "node:fs/promises";
 import http from "node:http";
 import type { AddressInfo } from "node:net";
 import os from "node:os";
@@ -83,8 +83,7 @@ async function renderFrames(dir: string): Promise<{ still: Buffer; moving: Buffe
  */
 export async function startNetCamera(): Promise<NetCamera> {
   const intervalMs = 1000 / NETCAM_FPS;
-  const dir = path.join(os.tmpdir(), `mevault-netcam-${process.pid}-${Date.now()}`);
-  await mkdir(dir, { recursive: true });
+  const dir = await mkdtemp(path.join(os.tmpdir(), "mevault-netcam-"));
   const forget = removeOnExit(dir);
   const frames = await renderFrames(dir);
   await rm(dir, { recursive: true, force: true });

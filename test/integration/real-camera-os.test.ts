@@ -27,7 +27,7 @@ import { ServeProcess } from "../harness/serve.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
 
 const EVENTS_PER_CAMERA = 2;
-const EVENT_SECONDS = 3;
+const EVENT_SECONDS = 2;
 
 describe("a motionEyeOS camera: motioneye.sh's curl fallback and motionEye's POST json web hook", () => {
   let ftp: ProftpdServer;
@@ -94,18 +94,14 @@ describe("a motionEyeOS camera: motioneye.sh's curl fallback and motionEye's POS
       schedule: { sync: "" },
       http: { host: "127.0.0.1", port, token },
     });
-    serve = new ServeProcess(config);
-    await serve.until(
-      async () => (await fetch(`${vaultUrl}/healthz`).catch(() => null))?.ok === true,
-      "serve's /healthz",
-    );
-
     const path = await motioneyeOsPath(join(work, "motioneyeos"));
     const script = await installMotioneyeSh(join(work, "motioneyeos", "scripts"), {
       VAULT_URL: vaultUrl,
       VAULT_TOKEN: token,
     });
     const motionEyeOsEnv = { PATH: path, HOME: work, LANG: "C" };
+    serve = new ServeProcess(config);
+    // the cameras learn their scene while serve starts
     [shellCamera, webHookCamera] = await Promise.all([
       startMotion({
         root: ftp.localRoot,
@@ -123,6 +119,10 @@ describe("a motionEyeOS camera: motioneye.sh's curl fallback and motionEye's POS
         },
         env: motionEyeOsEnv,
       }),
+      serve.until(
+        async () => (await fetch(`${vaultUrl}/healthz`).catch(() => null))?.ok === true,
+        "serve's /healthz",
+      ),
     ]);
   }, 90_000);
 

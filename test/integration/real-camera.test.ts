@@ -28,7 +28,7 @@ import { type SftpServer, startSftpServer } from "../harness/sshd.js";
 
 const LONG_EVENT_SECONDS = 22;
 const SHORT_EVENT_SECONDS = 2;
-const SHORT_EVENTS = 3;
+const SHORT_EVENTS = 2;
 
 describe("a real motion camera behind motionEyeOS's ProFTPD, backed up by serve over MQTT", () => {
   let ftp: ProftpdServer;
@@ -79,16 +79,20 @@ describe("a real motion camera behind motionEyeOS's ProFTPD, backed up by serve 
       state: { dir: join(work, "state") },
       mqtt: { url: broker.url, baseTopic: "mev-real-camera", homeassistant: { enabled: false } },
       schedule: { sync: "*/2 * * * * *" },
+      http: { port: 0 },
     });
     serve = new ServeProcess(config);
-    await serve.until(() => serve.logLines().some((l) => l.msg === "serve running"), "serve");
-    motion = await startMotion({
-      root: ftp.localRoot,
-      // motionEye's fields, as the README tells plain motionEye users to fill them
-      storageCommand: `${MOTIONEYE_SH} %$ %f`,
-      endCommand: `${MOTIONEYE_SH} %$`,
-      env: { ...process.env, MQTT_HOST: broker.host, MQTT_PORT: String(broker.port) },
-    });
+    // motion learns its scene while serve starts
+    [motion] = await Promise.all([
+      startMotion({
+        root: ftp.localRoot,
+        // motionEye's fields, as the README tells plain motionEye users to fill them
+        storageCommand: `${MOTIONEYE_SH} %$ %f`,
+        endCommand: `${MOTIONEYE_SH} %$`,
+        env: { ...process.env, MQTT_HOST: broker.host, MQTT_PORT: String(broker.port) },
+      }),
+      serve.until(() => serve.logLines().some((l) => l.msg === "serve running"), "serve"),
+    ]);
   }, 90_000);
 
   afterAll(async () => {
