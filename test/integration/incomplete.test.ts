@@ -15,6 +15,12 @@ import { ageCliDecrypt } from "../harness/age.js";
 import { runCli } from "../harness/cli.js";
 import { type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
 import { tempDir, writeConfig } from "../harness/files.js";
+import {
+  type Broker,
+  type MosquittoSubscription,
+  mosquittoSub,
+  startMosquitto,
+} from "../harness/mosquitto.js";
 import { type MotionCamera, startMotion } from "../harness/motion.js";
 import { ServeProcess, waitFor } from "../harness/serve.js";
 
@@ -40,6 +46,9 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
   let cfg: string;
   let cam: MotionCamera;
   let tg: FakeTelegram;
+  let broker: Broker;
+  /** Home Assistant's event entity: the first two clip events. */
+  let haEvents: MosquittoSubscription;
   let serve: ServeProcess;
   let finishedId: string;
   let cutId: string;
@@ -58,8 +67,9 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
     media = join(work, "media");
     vault = join(work, "vault");
     identityFile = join(work, "identity.txt");
-    [tg, cam] = await Promise.all([
+    [tg, broker, cam] = await Promise.all([
       startFakeTelegram({ token: TOKEN }),
+      startMosquitto(),
       startMotion({ root: media, camera: "Camera1", eventGap: 2 }),
     ]);
     // A short event motion closes, then a long one cut off by SIGKILL once motion has written
@@ -91,7 +101,11 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
       state: { dir: join(work, "state") },
       sync: { retries: 0 },
       schedule: { sync: "*/2 * * * * *" },
-      mqtt: { embeddedBroker: { enabled: false } },
+      mqtt: {
+        url: broker.url,
+        embeddedBroker: { enabled: false },
+        homeassistant: { enabled: true },
+      },
       http: { port: 0 },
       telegram: {
         token: TOKEN,
@@ -100,12 +114,14 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
         notify: { failures: true, clips: true },
       },
     });
+    haEvents = mosquittoSub(broker.url, "motioneye-vault/event", { count: 2, timeoutMs: 4 * LONG });
+    await haEvents.ready;
     serve = new ServeProcess(cfg);
   }, 4 * LONG);
 
   afterAll(async () => {
     await serve?.stop();
-    await Promise.allSettled([cam?.close(), tg?.stop()]);
+    await Promise.allSettled([cam?.close(), tg?.stop(), haEvents?.stop(), broker?.close()]);
     if (work) await rm(work, { recursive: true, force: true });
   });
 
@@ -135,6 +151,17 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
       const finishedNotes = notes().filter((t) => t.includes(finishedId));
       expect(finishedNotes.length).toBeGreaterThan(0);
       expect(finishedNotes.every((t) => t.startsWith("New clip:"))).toBe(true);
+
+      // Home Assistant's event entity: its own event type for the cut-off movie
+      const fired = (await haEvents).map((m) => JSON.parse(m.payload) as Record<string, unknown>);
+      expect(fired.find((e) => e.id === cutId)).toMatchObject({
+        event_type: "clip_incomplete",
+        incomplete: true,
+      });
+      expect(fired.find((e) => e.id === finishedId)).toMatchObject({
+        event_type: "clip_backed_up",
+        incomplete: false,
+      });
 
       const status = await runCli(["status", "--json", "--config", cfg]);
       expect(JSON.parse(status.stdout).totals).toMatchObject({ clips: 2, incomplete: 1 });
@@ -187,6 +214,40 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
       // at motion's 2 fps, the first 256 KiB burst holds seconds of video
       expect(Number(probe.format.duration)).toBeGreaterThan(1);
       expect(Number(probe.format.duration)).toBeLessThan(600);
+    },
+    LONG,
+  );
+
+  it(
+    "the bot's /restore says it is incomplete, sends a playable repaired copy and the raw file",
+    async () => {
+      const since = (tg.calls.at(-1)?.seq ?? -1) + 1;
+      tg.sendText(OWNER, `/restore ${cutId}`);
+      const toOwner = (c: { params: Record<string, unknown> }) => c.params.chat_id === OWNER;
+      const said = await tg.waitForCall(
+        "sendMessage",
+        (c) => toOwner(c) && String(c.params.text).includes("is incomplete"),
+        LONG,
+        { since },
+      );
+      expect(said.params.text).toMatch(/its recording was cut off/);
+      const video = await tg.waitForCall("sendVideo", toOwner, LONG, { since });
+      expect(video.params.caption).toMatch(/repaired copy: \d+ frames/);
+      const playable = video.files[0]?.path ?? "";
+      const { stdout } = await run("ffprobe", [
+        "-v",
+        "error",
+        "-show_entries",
+        "stream=codec_name",
+        "-of",
+        "csv=p=0",
+        playable,
+      ]);
+      expect(stdout.trim()).toBe("h264");
+      const raw = await tg.waitForCall("sendDocument", toOwner, LONG, { since });
+      expect(raw.params.caption).toMatch(/incomplete, as backed up/);
+      const sent = await readFile(raw.files[0]?.path ?? "");
+      expect(sent.equals(await readFile(cutPath))).toBe(true);
     },
     LONG,
   );
