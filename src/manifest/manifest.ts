@@ -88,6 +88,11 @@ const MAX_RUNS = 50;
 /** 1 for a clip recorded incomplete. */
 const marks = (clip: ClipRecord | undefined): number => (clip?.incomplete ? 1 : 0);
 export const incompleteCount = (st: Readonly<StateDoc>): number => st.totals.incomplete ?? 0;
+/** Written only while there are some: a vault without incomplete clips keeps its totals as they were. */
+function setIncomplete(st: StateDoc, n: number): void {
+  if (n > 0) st.totals.incomplete = n;
+  else delete st.totals.incomplete;
+}
 
 function compactJson<T>(path: string): DurableJsonFile<T> {
   return new DurableJsonFile<T>(path);
@@ -172,7 +177,7 @@ export class Manifest {
     const st = this.state.data;
     st.totals.clips += previous ? 0 : 1;
     st.totals.bytes += clip.size - (previous?.size ?? 0);
-    st.totals.incomplete = incompleteCount(st) + marks(clip) - marks(previous);
+    setIncomplete(st, incompleteCount(st) + marks(clip) - marks(previous));
     st.lastClip = { id: clip.id, camera: clip.camera, at: clip.uploadedAt };
     if (clip.source) this.sourceStatus(clip.source).lastClip = st.lastClip;
     delete st.sightings[clip.id];
@@ -188,7 +193,7 @@ export class Manifest {
     await s.write();
     this.state.data.totals.clips -= 1;
     this.state.data.totals.bytes -= previous.size;
-    this.state.data.totals.incomplete = incompleteCount(this.state.data) - marks(previous);
+    setIncomplete(this.state.data, incompleteCount(this.state.data) - marks(previous));
     await this.state.write();
     return previous;
   }
@@ -196,16 +201,17 @@ export class Manifest {
   /** Recomputes totals from the shards (after a crash between a shard write and the state write). */
   async reconcileTotals(): Promise<void> {
     const all = await this.all();
+    const incomplete = all.reduce((n, c) => n + marks(c), 0);
     const totals = {
       clips: all.length,
       bytes: all.reduce((n, c) => n + c.size, 0),
-      incomplete: all.reduce((n, c) => n + marks(c), 0),
+      ...(incomplete > 0 ? { incomplete } : {}),
     };
     const t = this.state.data.totals;
     if (
       t.clips !== totals.clips ||
       t.bytes !== totals.bytes ||
-      incompleteCount(this.state.data) !== totals.incomplete
+      incompleteCount(this.state.data) !== incomplete
     ) {
       this.state.data.totals = totals;
       await this.state.write();
