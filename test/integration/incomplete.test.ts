@@ -168,6 +168,16 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
       const text = await runCli(["list", "--config", cfg]);
       expect(text.stdout.split("\n").find((l) => l.includes(cutId))).toMatch(/incomplete/);
       expect(text.stdout.split("\n").find((l) => l.includes(finishedId))).not.toMatch(/incomplete/);
+      // the restore shell's ls and info
+      const dayOf = (id: string) => id.slice(0, id.lastIndexOf("/"));
+      const shell = await runCli(["shell", "--config", cfg], {
+        input: `ls /${dayOf(cutId)} /${dayOf(finishedId)}\ninfo /${cutId}\n`,
+      });
+      const lines = shell.stdout.split("\n");
+      const nameOf = (id: string) => id.slice(id.lastIndexOf("/") + 1);
+      expect(lines.find((l) => l.includes(nameOf(cutId)))).toMatch(/incomplete \(cut off\)/);
+      expect(lines.find((l) => l.includes(nameOf(finishedId)))).not.toMatch(/incomplete/);
+      expect(shell.stdout).toMatch(/state\s+incomplete: its recording was cut off/);
     },
     2 * LONG,
   );
