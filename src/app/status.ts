@@ -67,7 +67,8 @@ export function statusDocument(
       bytes: st.totals.bytes,
       incomplete: st.totals.incomplete ?? 0,
     },
-    pending: st.pending,
+    // The configured sources' (a source renamed or removed since keeps no pending clips).
+    pending: Object.values(perSource).reduce((n, s) => n + s.pending, 0),
     sources: perSource,
   };
 }
