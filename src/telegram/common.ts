@@ -7,6 +7,7 @@ import type { Logger } from "../log.js";
 import { errorMessage } from "../log.js";
 import type { ClipRecord } from "../manifest.js";
 import type { TriggerQueue } from "../serve/extension.js";
+import type { RestoreQueue } from "./restoreQueue.js";
 
 /** What every command group of the bot needs. */
 export interface BotDeps {
@@ -16,8 +17,8 @@ export interface BotDeps {
   config: Config["telegram"];
   /** Long work (restores, syncs) runs here, so no update handler waits for it. */
   tasks: Tasks;
-  /** At most this many restores at once: each holds a decrypted clip in a temp file. */
-  restores: Limiter;
+  /** Restores one at a time per chat, a few at once overall: each holds a decrypted clip on disk. */
+  restores: RestoreQueue;
   /** An error as one line that is safe to log or show: never the token, never a request URL. */
   describe(err: unknown): string;
 }
