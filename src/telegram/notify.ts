@@ -1,33 +1,12 @@
 import { type Api, InlineKeyboard, InputFile } from "grammy";
 import { clipTime, formatBytes } from "../format.js";
-import type { Store } from "../storage/store.js";
 import { apiSignal, type BotDeps, quote, restoreData } from "./common.js";
+import { previewData } from "./previewButton.js";
+import { readSourceThumb } from "./video/thumbnail.js";
+import { haveFfmpeg } from "./video/tools.js";
 
-/** A thumbnail bigger than this is not a motionEye frame: skip it (photos may be 10 MB). */
-const MAX_THUMB_BYTES = 5 * 1024 * 1024;
 /** Per run, one message per clip up to this many; the rest are summed up at the end. */
 export const MAX_CLIP_NOTES_PER_RUN = 10;
-
-/** Reads `<clip>.thumb` from the source, or undefined when there is none (or it is odd). */
-async function readThumb(source: Store, clipId: string): Promise<Buffer | undefined> {
-  const path = `${clipId}.thumb`;
-  const entry = await source.stat(path).catch(() => undefined);
-  if (entry?.kind !== "file" || entry.size === 0 || entry.size > MAX_THUMB_BYTES) {
-    return undefined;
-  }
-  try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of await source.read(path)) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_THUMB_BYTES) return undefined;
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Opt-in notifications to every allowed chat (telegram.notify): a failed run, once per distinct
@@ -81,19 +60,23 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
         const time = clipTime(clip.id.split("/").pop() ?? "");
         // Captions may have 1024 characters; clip ids are usually far shorter.
         const caption = `New clip: ${quote(clip.camera, 60)} ${clip.date} ${time} · ${formatBytes(clip.size)}\n${quote(clip.id, 900)}`;
-        const markup = new InlineKeyboard().text("Restore", restoreData(clip));
         // Read the thumbnail once, now: motionEye may clean it up later.
-        const thumb = readThumb(vault.source, clip.id);
+        const thumb = readSourceThumb(vault.source, clip.id);
+        // A preview is made with ffmpeg: no button that could only say it is missing.
+        const markup = haveFfmpeg().then((ffmpeg) => {
+          const keyboard = new InlineKeyboard().text("Restore", restoreData(clip));
+          return ffmpeg ? keyboard.text("Preview", previewData(clip)) : keyboard;
+        });
         enqueue("a clip notice", async (chatId) => {
-          const photo = await thumb;
+          const [photo, reply_markup] = await Promise.all([thumb, markup]);
           return photo
             ? api.sendPhoto(
                 chatId,
                 new InputFile(photo, "thumb.jpg"),
-                { caption, reply_markup: markup },
+                { caption, reply_markup },
                 signal,
               )
-            : api.sendMessage(chatId, caption, { reply_markup: markup }, signal);
+            : api.sendMessage(chatId, caption, { reply_markup }, signal);
         });
       }),
     );
