@@ -203,7 +203,7 @@ describe("telegram bot in serve", () => {
     const listed = await ask(tg, OWNER, "/list 2024-05-01");
     expect(textOf(listed)).toContain("Camera1: 2 clip(s)");
     expect(textOf(listed)).toContain("Camera2: 1 clip(s)");
-    const buttons = buttonsOf(listed);
+    const buttons = buttonsOf(listed).filter((b) => b.callback_data.startsWith("r:"));
     expect(buttons.map((b) => b.text)).toEqual([
       "Camera1 12:00:00 · 293 KiB",
       "Camera1 12:30:00 · 98 KiB",
@@ -219,7 +219,8 @@ describe("telegram bot in serve", () => {
     expect(textOf(video)).toContain(wanted.id);
 
     const today = await ask(tg, OWNER, "/list");
-    expect(buttonsOf(today).map((b) => b.text)).toEqual(["08:00:00 · 49 KiB"]);
+    const todays = buttonsOf(today).filter((b) => b.callback_data.startsWith("r:"));
+    expect(todays.map((b) => b.text)).toEqual(["08:00:00 · 49 KiB"]);
   });
 
   it("/list pages a long day", async () => {
@@ -434,7 +435,13 @@ describe("telegram extension in-process: limits", () => {
       destination: { type: "local", path: join(work, "vault") },
       state: { dir: join(work, "state") },
       sync: { retries: 0 },
-      telegram: { token: TOKEN, apiRoot: tg.apiRoot, allowedChatIds: [OWNER], maxUploadMB: 1 },
+      telegram: {
+        token: TOKEN,
+        apiRoot: tg.apiRoot,
+        allowedChatIds: [OWNER],
+        maxUploadMB: 1,
+        oversize: "refuse",
+      },
     });
     const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(line) });
     vault = await openVault(loadConfig({ file: cfg, env: {} }), logger);
@@ -462,7 +469,7 @@ describe("telegram extension in-process: limits", () => {
     expect(off).toBeUndefined();
   });
 
-  it("refuses a clip over telegram.maxUploadMB before any work, with a clear message", async () => {
+  it("with oversize: refuse, refuses a clip over telegram.maxUploadMB before any work, with a clear message", async () => {
     const reply = await ask(tg, OWNER, "/restore 2024-05-01/12-00-00.mp4");
     expect(textOf(reply)).toMatch(
       /is 1\.1 MiB, over the 1 MB a bot may upload, so it was not sent/,
