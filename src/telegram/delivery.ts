@@ -50,10 +50,11 @@ function cannotCutText(clip: ClipRecord, deps: Pick<BotDeps, "config">, why: str
 }
 
 /**
- * Room left in each upload for the thumbnail and the form fields: a part is cut this much under
- * telegram.maxUploadMB.
+ * The most a part may have. Telegram says "50 MB" without saying which megabyte: a part stays
+ * under the decimal one (50,000,000 bytes), with room left for its thumbnail and form fields.
  */
-export function partBudget(limit: number): number {
+export function partBudget(maxUploadMB: number): number {
+  const limit = Math.floor(maxUploadMB * 1_000_000);
   return limit - Math.min(256 * 1024, Math.floor(limit / 10));
 }
 
@@ -148,66 +149,29 @@ async function restoreAndSend(
     });
     const checked = result.verified ? "sha256 verified" : "not verified (no checksum recorded)";
     const ffmpeg = await haveFfmpeg();
-    const limit = uploadLimitBytes(deps.config);
-    if (result.size <= limit) {
-      const info = ffmpeg ? await probeVideo(file, signal).catch(() => undefined) : undefined;
+    if (result.size <= uploadLimitBytes(deps.config)) {
       await progress.set("sending…");
-      const sourceThumb = await readSourceThumb(deps.vault.source, clip.id);
-      await send(job, {
-        path: file,
-        filename: clip.id.split("/").join("_"),
-        caption: `${clip.id} · ${formatBytes(result.size)} · ${checked}`,
-        info,
-        thumbnail: await videoThumbnail({
-          video: file,
-          info,
-          sourceThumb,
-          dir,
-          name: "thumb",
-          ffmpeg,
-          signal,
-        }),
-      });
+      await sendWhole(job, file, `${clip.id} · ${formatBytes(result.size)} · ${checked}`, ffmpeg);
       await progress.remove();
       log.info({ size: result.size, verified: result.verified }, "telegram: clip sent");
       return;
     }
+    // ffmpeg was there when the restore was asked for; it may have gone since.
     if (!ffmpeg) throw new MissingToolError("ffmpeg");
-    const info = await probeVideo(file, signal);
-    const parts = await fitParts(job, file, info, limit);
-    for (const [i, part] of parts.entries()) {
-      const label = parts.length > 1 ? `part ${i + 1}/${parts.length}` : "re-encoded to fit";
-      if (parts.length > 1) await progress.set(`sending ${label}…`);
-      await send(job, {
-        path: part.path,
-        filename: `${clip.id
-          .split("/")
-          .join("_")
-          .replace(
-            /\.[^.]*$/,
-            "",
-          )}.${parts.length > 1 ? `part${i + 1}of${parts.length}` : "small"}${extname(part.path)}`,
-        caption: `${label} · ${clip.id} · ${formatBytes(part.size)}`,
-        info: part.info,
-        thumbnail: await videoThumbnail({
-          video: part.path,
-          info: part.info,
-          dir,
-          name: `thumb${i}`,
-          ffmpeg,
-          signal,
-        }),
-      });
-      await rm(part.path, { force: true });
-    }
-    if (parts.length > 1) {
-      await progress.set(
-        `sent in ${parts.length} parts (${checked}; cut at keyframes, not re-encoded).`,
-      );
-    } else {
+    const fitted = await fitParts(job, file, await probeVideo(file, signal));
+    if (fitted.kind === "shrunk") {
+      await sendPart(job, fitted.part, "re-encoded to fit", "small");
       await progress.remove();
+    } else {
+      const n = fitted.parts.length;
+      for (const [i, part] of fitted.parts.entries()) {
+        await progress.set(`sending part ${i + 1}/${n}…`);
+        await sendPart(job, part, `part ${i + 1}/${n}`, `part${i + 1}of${n}`);
+      }
+      await progress.set(`sent in ${n} parts (${checked}; cut at keyframes, not re-encoded).`);
     }
-    log.info({ size: result.size, parts: parts.length }, "telegram: clip sent in parts");
+    const parts = fitted.kind === "parts" ? fitted.parts.length : 1;
+    log.info({ size: result.size, how: fitted.kind, parts }, "telegram: clip sent over the limit");
   } catch (err) {
     if (signal.aborted) return;
     log.warn({ err: deps.describe(err) }, "telegram: restore failed");
@@ -219,26 +183,71 @@ async function restoreAndSend(
   }
 }
 
+/** A clip under the limit, as it is: with its numbers and a thumbnail when ffmpeg is here. */
+async function sendWhole(job: Job, file: string, caption: string, ffmpeg: boolean): Promise<void> {
+  const { clip, dir, signal } = job;
+  const info = ffmpeg ? await probeVideo(file, signal).catch(() => undefined) : undefined;
+  const sourceThumb = await readSourceThumb(job.deps.vault.source, clip.id);
+  await send(job, {
+    path: file,
+    filename: clip.id.split("/").join("_"),
+    caption,
+    info,
+    thumbnail: await videoThumbnail({
+      video: file,
+      info,
+      sourceThumb,
+      dir,
+      name: "thumb",
+      ffmpeg,
+      signal,
+    }),
+  });
+}
+
+/** One part (or the shrunk clip), with a frame of its own as thumbnail; removed once sent. */
+async function sendPart(job: Job, part: VideoPart, label: string, suffix: string): Promise<void> {
+  const { clip, dir, signal } = job;
+  const base = clip.id
+    .split("/")
+    .join("_")
+    .replace(/\.[^.]*$/, "");
+  await send(job, {
+    path: part.path,
+    filename: `${base}.${suffix}${extname(part.path)}`,
+    caption: `${label} · ${clip.id} · ${formatBytes(part.size)}`,
+    info: part.info,
+    thumbnail: await videoThumbnail({
+      video: part.path,
+      info: part.info,
+      dir,
+      name: `${suffix}-thumb`,
+      ffmpeg: true,
+      signal,
+    }),
+  });
+  await rm(part.path, { force: true });
+}
+
 /** The over-the-limit clip as videos under the limit: re-encoded (oversize: shrink) or cut. */
 async function fitParts(
   job: Job,
   file: string,
   info: VideoInfo,
-  limit: number,
-): Promise<VideoPart[]> {
+): Promise<{ kind: "shrunk"; part: VideoPart } | { kind: "parts"; parts: VideoPart[] }> {
   const { deps, dir, signal, progress } = job;
-  const budget = partBudget(limit);
+  const budget = partBudget(deps.config.maxUploadMB);
   if (deps.config.oversize === "shrink") {
     await progress.set("re-encoding to fit…");
-    const small = await shrinkToFit(file, info, budget, dir, signal);
-    if (small) return [small];
+    const part = await shrinkToFit(file, info, budget, dir, signal);
+    if (part) return { kind: "shrunk", part };
     job.log.info("telegram: re-encoding could not fit the clip; cutting it into parts");
   }
   await progress.set("cutting into parts…");
   const parts = await splitToFit(file, info, budget, dir, signal);
   // The parts hold it all now: the whole clip need not take up the disk while they go out.
   await rm(file, { force: true });
-  return parts;
+  return { kind: "parts", parts };
 }
 
 function send(job: Job, video: OutgoingVideo): Promise<"video" | "document"> {

@@ -2,6 +2,7 @@
  * Real videos made by ffmpeg for the Telegram tests and benchmarks, and ffprobe's view of what
  * came out the other side (a part the fake Bot API received must play on its own).
  */
+import { rm, writeFile } from "node:fs/promises";
 import { runCommand } from "./processes.js";
 
 export interface ClipSpec {
@@ -45,15 +46,21 @@ export async function makeJpegFrame(video: string, out: string): Promise<void> {
 
 /** Joins copies of a video without re-encoding (the concat demuxer): a long clip made fast. */
 export async function concatCopies(video: string, copies: number, out: string): Promise<void> {
-  const list = Array.from({ length: copies }, () => `file '${video.replace(/'/g, "'\\''")}'`);
-  await runCommand(
-    "ffmpeg",
-    [
-      ...["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0"],
-      ...["-protocol_whitelist", "file,pipe,fd", "-i", "pipe:0", "-c", "copy", out],
-    ],
-    { input: `${list.join("\n")}\n`, timeoutMs: 120_000 },
-  );
+  const list = `${out}.list.txt`;
+  const line = `file '${video.replace(/'/g, "'\\''")}'`;
+  await writeFile(list, `${Array.from({ length: copies }, () => line).join("\n")}\n`);
+  try {
+    await runCommand(
+      "ffmpeg",
+      [
+        ...["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "concat", "-safe", "0"],
+        ...["-i", list, "-c", "copy", out],
+      ],
+      { timeoutMs: 120_000 },
+    );
+  } finally {
+    await rm(list, { force: true });
+  }
 }
 
 export interface Probed {
