@@ -3,11 +3,12 @@ import { mkdir, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openVault, type Vault } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
-import type { Extension, TriggerQueue } from "../../src/serve/extension.js";
-import { restoreData } from "../../src/telegram/common.js";
-import { createTelegramExtension } from "../../src/telegram/index.js";
+import { App } from "../../src/app/compose.js";
+import type { SyncEngine } from "../../src/backup/engine.js";
+import { loadConfig } from "../../src/config/load.js";
+import type { Extension } from "../../src/extensions/contract.js";
+import { restoreData } from "../../src/extensions/telegram/common.js";
+import { createTelegramExtension } from "../../src/extensions/telegram/index.js";
 import { spawnCli } from "../harness/cli.js";
 import { sftpDestination } from "../harness/config.js";
 import { type Call, type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
@@ -16,6 +17,7 @@ import { pseudoRandomBytes } from "../harness/ftp.js";
 import { stopProcess, track } from "../harness/processes.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
+import { botContext, directQueue } from "../harness/telegramBot.js";
 
 /**
  * The Telegram bot against a fake Bot API server over real HTTP (grammY talks to it through
@@ -395,33 +397,11 @@ describe("telegram bot in serve", () => {
   });
 });
 
-/** A TriggerQueue over the vault's engine, for driving the extension without serve. */
-function directQueue(vault: Vault): TriggerQueue {
-  let running = false;
-  return {
-    get running() {
-      return running;
-    },
-    paused: false,
-    async setPaused() {},
-    onPausedChange: () => () => {},
-    nextScheduledRun: () => undefined,
-    async request(req) {
-      running = true;
-      try {
-        const { plan: _plan, ...summary } = await vault.sync.run({ trigger: req.source });
-        return summary;
-      } finally {
-        running = false;
-      }
-    },
-  };
-}
-
 describe("telegram extension in-process: limits", () => {
   let tg: FakeTelegram;
   let work: string;
-  let vault: Vault;
+  let app: App;
+  let engine: SyncEngine;
   let ext: Extension | undefined;
   const logs: string[] = [];
 
@@ -444,16 +424,17 @@ describe("telegram extension in-process: limits", () => {
       },
     });
     const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(line) });
-    vault = await openVault(loadConfig({ file: cfg, env: {} }), logger);
-    await vault.sync.run({ trigger: "cli" });
-    ext = createTelegramExtension({ vault, queue: directQueue(vault), mqtt: undefined, logger });
+    app = new App(loadConfig({ file: cfg, env: {} }), logger);
+    engine = await app.engine();
+    await engine.run({ trigger: "cli" });
+    ext = createTelegramExtension(await botContext(app, directQueue(engine)));
     await ext?.start();
     await tg.waitForCall("setMyCommands", undefined, LONG_WAIT);
   });
 
   afterAll(async () => {
     await ext?.stop();
-    await vault?.close();
+    await app?.close();
     await Promise.allSettled([tg?.stop(), rm(work, { recursive: true, force: true })]);
   });
 
@@ -461,10 +442,8 @@ describe("telegram extension in-process: limits", () => {
     const loaded = loadConfig({ env: {}, cwd: work, file: join(work, "config.yml") });
     loaded.config.telegram.token = undefined;
     const off = createTelegramExtension({
-      vault: { ...vault, loaded },
-      queue: directQueue(vault),
-      mqtt: undefined,
-      logger: pino({ level: "silent" }),
+      ...(await botContext(app, directQueue(engine))),
+      config: loaded.config,
     });
     expect(off).toBeUndefined();
   });

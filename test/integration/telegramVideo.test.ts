@@ -3,15 +3,16 @@ import { copyFile, mkdir, readdir, readFile, rm, utimes, writeFile } from "node:
 import { dirname, join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openVault, type Vault } from "../../src/app.js";
-import { loadConfig } from "../../src/config.js";
-import type { Extension, TriggerQueue } from "../../src/serve/extension.js";
-import { createTelegramExtension } from "../../src/telegram/index.js";
+import { App } from "../../src/app/compose.js";
+import { loadConfig } from "../../src/config/load.js";
+import type { Extension } from "../../src/extensions/contract.js";
+import { createTelegramExtension } from "../../src/extensions/telegram/index.js";
 import { spawnCli } from "../harness/cli.js";
 import { type Call, type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
 import { sha256, tempDir, writeConfig } from "../harness/files.js";
 import { pseudoRandomBytes } from "../harness/ftp.js";
 import { stopProcess, track } from "../harness/processes.js";
+import { botContext, directQueue } from "../harness/telegramBot.js";
 import { makeH264Clip, makeJpegFrame, probe } from "../harness/video.js";
 
 /**
@@ -373,7 +374,7 @@ describe("telegram videos through serve, without ffmpeg on PATH", () => {
 describe("telegram.oversize: shrink (the bot in-process)", () => {
   let tg: FakeTelegram;
   let work: string;
-  let vault: Vault;
+  let app: App;
   let ext: Extension | undefined;
 
   beforeAll(async () => {
@@ -396,24 +397,17 @@ describe("telegram.oversize: shrink (the bot in-process)", () => {
       },
     });
     const logger = pino({ level: "silent" });
-    vault = await openVault(loadConfig({ file: cfg, env: {} }), logger);
-    await vault.sync.run({ trigger: "cli" });
-    const queue: TriggerQueue = {
-      running: false,
-      paused: false,
-      async setPaused() {},
-      onPausedChange: () => () => {},
-      nextScheduledRun: () => undefined,
-      request: () => Promise.reject(new Error("no syncs here")),
-    };
-    ext = createTelegramExtension({ vault, queue, mqtt: undefined, logger });
+    app = new App(loadConfig({ file: cfg, env: {} }), logger);
+    const engine = await app.engine();
+    await engine.run({ trigger: "cli" });
+    ext = createTelegramExtension(await botContext(app, directQueue(engine)));
     await ext?.start();
     await tg.waitForCall("setMyCommands", undefined, LONG_WAIT);
   });
 
   afterAll(async () => {
     await ext?.stop();
-    await vault?.close();
+    await app?.close();
     await Promise.allSettled([tg?.stop(), rm(work, { recursive: true, force: true })]);
   });
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { RestoreQueue } from "../../src/telegram/restoreQueue.js";
+import { RestoreQueue } from "../../src/extensions/telegram/restoreQueue.js";
 
 /** A job that runs until released, recording when it started and ended. */
 function gate(log: string[], name: string) {
