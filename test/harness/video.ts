@@ -44,6 +44,14 @@ export async function makeJpegFrame(video: string, out: string): Promise<void> {
   ]);
 }
 
+/** A JPEG of a test pattern of the given size (a thumbnail that can be told apart by its size). */
+export async function makeJpegImage(out: string, width: number, height: number): Promise<void> {
+  await runCommand("ffmpeg", [
+    ...["-hide_banner", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi"],
+    ...["-i", `testsrc2=size=${width}x${height}:rate=1`, "-frames:v", "1", "-f", "mjpeg", out],
+  ]);
+}
+
 /** Joins copies of a video without re-encoding (the concat demuxer): a long clip made fast. */
 export async function concatCopies(video: string, copies: number, out: string): Promise<void> {
   const list = `${out}.list.txt`;

@@ -13,7 +13,7 @@ import { sha256, tempDir, writeConfig } from "../harness/files.js";
 import { pseudoRandomBytes } from "../harness/ftp.js";
 import { stopProcess, track } from "../harness/processes.js";
 import { botContext, directQueue } from "../harness/telegramBot.js";
-import { makeH264Clip, makeJpegFrame, probe } from "../harness/video.js";
+import { makeH264Clip, makeJpegFrame, makeJpegImage, probe } from "../harness/video.js";
 
 /**
  * Clips as videos that play on a phone: real H.264 movies made by ffmpeg, restored through the
@@ -368,6 +368,143 @@ describe("telegram videos through serve, without ffmpeg on PATH", () => {
       sha256(await readFile(join(videos, "short.thumb"))),
     );
     await expect.poll(() => leftovers(s.tmp), { timeout: 10_000 }).toEqual([]);
+  });
+});
+
+describe("telegram videos through serve, several sources (sources:)", () => {
+  // The same path on both cameras: only the prefix of the id tells them apart.
+  const PATH = "Camera1/2024-05-01/09-00-00.mp4";
+  const GARAGE = `garage/${PATH}`;
+  const PORCH = `porch/${PATH}`;
+  let tg: FakeTelegram;
+  let work: string;
+  let serve: ChildProcess;
+  let output = "";
+
+  beforeAll(async () => {
+    [tg, work] = await Promise.all([
+      startFakeTelegram({ token: TOKEN, maxUploadBytes: LIMIT }),
+      tempDir(),
+    ]);
+    const garage = join(work, "garage");
+    const porch = join(work, "porch");
+    // Each source's .thumb has a size of its own: the thumbnail that arrives says whose it is.
+    await Promise.all([
+      makeJpegImage(join(work, "garage.thumb"), 300, 100),
+      makeJpegImage(join(work, "porch.thumb"), 200, 200),
+    ]);
+    await place(garage, PATH, join(videos, "short.mp4"));
+    await place(garage, `${PATH}.thumb`, join(work, "garage.thumb"));
+    await place(porch, PATH, join(videos, "small.mp4"));
+    await place(porch, `${PATH}.thumb`, join(work, "porch.thumb"));
+    await place(porch, "Camera2/2024-05-02/08-00-00.mp4", pseudoRandomBytes(3000, "p2"));
+    const cfg = await writeConfig(work, {
+      sources: [
+        { name: "garage", type: "local", path: garage, stableSeconds: 0 },
+        { name: "porch", type: "local", path: porch, stableSeconds: 0 },
+      ],
+      destination: { type: "local", path: join(work, "vault") },
+      state: { dir: join(work, "state") },
+      sync: { retries: 0 },
+      schedule: { sync: "" },
+      mqtt: { embeddedBroker: { enabled: false } },
+      telegram: {
+        token: TOKEN,
+        apiRoot: tg.apiRoot,
+        allowedChatIds: [OWNER],
+        maxUploadMB: MAX_UPLOAD_MB,
+        notify: { clips: true },
+      },
+    });
+    serve = track(spawnCli(["serve", "--config", cfg]), { name: "serve" });
+    const collect = (d: Buffer) => {
+      output += d.toString();
+    };
+    serve.stdout?.on("data", collect);
+    serve.stderr?.on("data", collect);
+    await tg.waitForCall("setMyCommands", undefined, LONG_WAIT).catch((err: Error) => {
+      throw new Error(`${err.message}\nserve output:\n${output}`);
+    });
+    await ask(tg, "/sync", "sendMessage", (c) => /^Sync done/.test(textOf(c)));
+  });
+
+  afterAll(async () => {
+    if (serve) await stopProcess(serve);
+    await Promise.allSettled([tg?.stop(), rm(work, { recursive: true, force: true })]);
+  });
+
+  it("/status has a line per source", async () => {
+    const status = await ask(tg, "/status", "sendMessage", (c) =>
+      textOf(c).startsWith("motionEye Vault"),
+    );
+    expect(textOf(status)).toContain("backed up: 3 clip(s)");
+    expect(textOf(status)).toMatch(/^garage: ok, 0 pending, last success /m);
+    expect(textOf(status)).toMatch(/^porch: ok, 0 pending, last success /m);
+  });
+
+  it("a new clip's notice and its video carry the .thumb of the clip's own source", async () => {
+    for (const [id, thumb] of [
+      [GARAGE, "garage.thumb"],
+      [PORCH, "porch.thumb"],
+    ] as const) {
+      const notice = await tg.waitForCall(
+        "sendPhoto",
+        (c) => toOwner(c) && textOf(c).includes(id),
+        LONG_WAIT,
+      );
+      expect(fileOf(notice, "photo").sha256).toBe(sha256(await readFile(join(work, thumb))));
+    }
+
+    const garage = await ask(tg, `/restore ${GARAGE}`, "sendVideo", () => true);
+    expect(fileOf(garage, "video").sha256).toBe(sha256(await readFile(join(videos, "short.mp4"))));
+    expect(garage.params).toMatchObject({ width: 640, height: 360 });
+    expect(await probe(fileOf(garage, "thumbnail").path ?? "")).toMatchObject({
+      codec: "mjpeg",
+      width: 300,
+      height: 100,
+    });
+    const porch = await ask(tg, `/restore ${PORCH}`, "sendVideo", () => true);
+    expect(fileOf(porch, "video").sha256).toBe(sha256(await readFile(join(videos, "small.mp4"))));
+    expect(porch.params).toMatchObject({ width: 480, height: 270 });
+    expect(await probe(fileOf(porch, "thumbnail").path ?? "")).toMatchObject({
+      codec: "mjpeg",
+      width: 200,
+      height: 200,
+    });
+  }, 60_000);
+
+  it("/list names cameras <source>/<camera>; its camera filter and day buttons follow them", async () => {
+    const labels = (c: Call) => buttonsOf(c).map((b) => b.text.replace(/ · [\d.]+ [KM]?i?B$/, ""));
+    const day = await ask(tg, "/list 2024-05-01", "sendMessage", (c) => /clips/i.test(textOf(c)));
+    expect(textOf(day)).toContain("garage/Camera1: 1 clip(s)");
+    expect(textOf(day)).toContain("porch/Camera1: 1 clip(s)");
+    expect(labels(day)).toEqual([
+      "garage/Camera1 09:00:00",
+      "porch/Camera1 09:00:00",
+      "2024-05-02 »",
+      "• All cameras",
+      "garage/Camera1",
+      "porch/Camera1",
+    ]);
+
+    // garage/Camera1 has no clip on a later day: no day button once it is chosen.
+    const garage = await press(tg, day, "garage/Camera1");
+    expect(textOf(garage)).toContain("Showing garage/Camera1 only.");
+    expect(labels(garage)).toEqual([
+      "09:00:00",
+      "All cameras",
+      "• garage/Camera1",
+      "porch/Camera1",
+    ]);
+    const all = await press(tg, garage, "All cameras");
+    const next = await press(tg, all, "2024-05-02 »");
+    expect(textOf(next)).toMatch(/^Clips on 2024-05-02: 1 /);
+    expect(textOf(next)).toContain("porch/Camera2: 1 clip(s)");
+    expect(labels(next)).toEqual(["08:00:00", "« 2024-05-01"]);
+
+    for (const b of [day, garage, all, next].flatMap(buttonsOf)) {
+      expect(Buffer.byteLength(b.callback_data)).toBeLessThanOrEqual(64);
+    }
   });
 });
 
