@@ -28,6 +28,8 @@ checks=(
   "bin:python3|python3|makes legacy Fernet files"
   "py:cryptography|python3-cryptography|python3 'cryptography.fernet' for legacy files"
   "bin:rclone|rclone|benchmark baseline"
+  "bin:ffmpeg|ffmpeg|makes test videos; the Telegram bot cuts, thumbnails and previews clips with it"
+  "bin:ffprobe|ffmpeg|the Telegram bot reads a clip's duration and size; tests check the parts play"
   "bin:shellcheck|shellcheck|lints the Home Assistant add-on's run script"
   "bin:busybox|busybox|runs the add-on's run script with the shell of its Alpine image"
   "bin:useradd|passwd|the FTP test account"

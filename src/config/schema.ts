@@ -158,6 +158,8 @@ const telegramSchema = z.object({
   allowedChatIds: z.array(z.number().int()).default([]),
   apiRoot: z.string().url("must be a URL").default("https://api.telegram.org"),
   maxUploadMB: z.number().positive().default(50),
+  /** A clip over maxUploadMB: cut into parts (ffmpeg, no re-encoding), re-encoded smaller, or not sent. */
+  oversize: z.enum(["split", "shrink", "refuse"]).default("split"),
   notify: z
     .object({
       failures: z.boolean().default(false),

@@ -2,6 +2,8 @@ import { type Api, InlineKeyboard, InputFile } from "grammy";
 import { clipTime, formatBytes } from "../../util/format.js";
 import { readThumb } from "../thumbnail.js";
 import { apiSignal, type BotDeps, quote, restoreData } from "./common.js";
+import { previewData } from "./previewButton.js";
+import { haveFfmpeg } from "./video/tools.js";
 
 /** Per run, one message per clip up to this many; the rest are summed up at the end. */
 export const MAX_CLIP_NOTES_PER_RUN = 10;
@@ -58,19 +60,23 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
         const time = clipTime(clip.id.split("/").pop() ?? "");
         // Captions may have 1024 characters; clip ids are usually far shorter.
         const caption = `New clip: ${quote(clip.camera, 60)} ${clip.date} ${time} · ${formatBytes(clip.size)}\n${quote(clip.id, 900)}`;
-        const markup = new InlineKeyboard().text("Restore", restoreData(clip));
         // Read the thumbnail once, now: motionEye may clean it up later.
         const thumb = readThumb(deps, clip.id);
+        // A preview is made with ffmpeg: no button that could only say it is missing.
+        const markup = haveFfmpeg().then((ffmpeg) => {
+          const keyboard = new InlineKeyboard().text("Restore", restoreData(clip));
+          return ffmpeg ? keyboard.text("Preview", previewData(clip)) : keyboard;
+        });
         enqueue("a clip notice", async (chatId) => {
-          const photo = await thumb;
+          const [photo, reply_markup] = await Promise.all([thumb, markup]);
           return photo
             ? api.sendPhoto(
                 chatId,
                 new InputFile(photo, "thumb.jpg"),
-                { caption, reply_markup: markup },
+                { caption, reply_markup },
                 signal,
               )
-            : api.sendMessage(chatId, caption, { reply_markup: markup }, signal);
+            : api.sendMessage(chatId, caption, { reply_markup }, signal);
         });
       }),
     );
