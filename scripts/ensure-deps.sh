@@ -24,6 +24,8 @@ checks=(
   "bin:age-keygen|age|age identities for the interop tests"
   "bin:python3|python3|makes legacy Fernet files"
   "py:cryptography|python3-cryptography|python3 'cryptography.fernet' for legacy files"
+  "py:boto3|python3-boto3|boto3 lists, downloads and uploads to the test S3 server (interop, benchmark)"
+  "bin:openssl|openssl|a throwaway CA for the S3-over-TLS test"
   "bin:rclone|rclone|benchmark baseline"
   "bin:shellcheck|shellcheck|lints the Home Assistant add-on's run script"
   "bin:busybox|busybox|runs the add-on's run script with the shell of its Alpine image"

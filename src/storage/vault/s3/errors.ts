@@ -130,6 +130,9 @@ export function s3Failure(
       `the TLS certificate of ${ctx.endpoint} is not trusted (${netCode}): give the CA that signed it as destination.caFile`,
     );
   }
+  if (netCode === "ECONNRESET" || netCode === "EPIPE" || netCode === "TimeoutError") {
+    return plain(`the connection to ${ctx.endpoint} broke or went silent (${netCode})`);
+  }
   if (NETWORK.has(netCode)) {
     return plain(
       `cannot reach ${ctx.endpoint} (${netCode}): check destination.endpoint and that the server is up`,

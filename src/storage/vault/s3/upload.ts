@@ -52,7 +52,9 @@ export function partSizeFor(minimum: number, size: number | undefined): number {
 async function* cutParts(data: Readable, size: number): AsyncGenerator<Buffer> {
   let part = Buffer.allocUnsafe(size);
   let filled = 0;
-  for await (const chunk of data as AsyncIterable<Buffer>) {
+  // Stopping early must not destroy the source with an AbortError of its own: the caller
+  // reports why it stopped, and destroys the source itself.
+  for await (const chunk of data.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
     for (let at = 0; at < chunk.length; ) {
       const n = Math.min(size - filled, chunk.length - at);
       chunk.copy(part, filled, at, at + n);
@@ -70,9 +72,10 @@ async function* cutParts(data: Readable, size: number): AsyncGenerator<Buffer> {
 
 const md5 = (b: Buffer) => createHash("md5").update(b).digest("base64");
 
-function checkSize(got: number, opts: PutOptions): void {
+function checkSize(t: UploadTarget, got: number, opts: PutOptions): void {
   if (opts.expectedSize !== undefined && got !== opts.expectedSize) {
-    throw new Error(`size mismatch: expected ${opts.expectedSize} bytes, got ${got}`);
+    const mismatch = new Error(`size mismatch: expected ${opts.expectedSize} bytes, got ${got}`);
+    throw t.fail("write", "s3:PutObject", mismatch);
   }
 }
 
@@ -100,7 +103,7 @@ export async function uploadObject(
     const second = first.done ? first : await parts.next();
     if (second.done) {
       const body = first.done ? Buffer.alloc(0) : first.value;
-      checkSize(body.length, opts);
+      checkSize(t, body.length, opts);
       await opts.beforeCommit?.();
       await putSingle(t, body, stop.signal);
       return { size: body.length };
@@ -201,7 +204,7 @@ async function putMultipart(
       start(++n, part);
     }
     await drainTo(0);
-    checkSize(size, opts);
+    checkSize(t, size, opts);
     await opts.beforeCommit?.();
     done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
     try {
