@@ -186,7 +186,11 @@ export function backendSchemas(registries: Registries) {
   const destination = backendSection(registries.vaults, {}, "destination");
   return {
     source: backendSection(registries.sources, sourceKeys, "source"),
-    sourceEntry: backendSection(registries.sources, { ...sourceEntryKeys, ...sourceKeys }, "source"),
+    sourceEntry: backendSection(
+      registries.sources,
+      { ...sourceEntryKeys, ...sourceKeys },
+      "source",
+    ),
     destination,
   };
 }
@@ -197,9 +201,7 @@ export function buildConfigSchema(registries: Registries = defaultRegistries) {
   return z.object({
     source: backends.source.optional(),
     sources: z.array(backends.sourceEntry).min(1, "must list at least one source").optional(),
-    destination: backends.destination.default(() =>
-      backends.destination.parse({ type: "local" }),
-    ),
+    destination: backends.destination.default(() => backends.destination.parse({ type: "local" })),
     encryption: encryptionSchema.default(() => encryptionSchema.parse({})),
     state: stateSchema.default(() => stateSchema.parse({})),
     mqtt: mqttSchema.default(() => mqttSchema.parse({})),
