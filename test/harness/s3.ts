@@ -170,6 +170,12 @@ elif verb == "get":
 elif verb == "put":
     s3.upload_file(args[1], bucket, args[0])
     print("{}")
+elif verb == "put-many":
+    import os, time
+    start = time.monotonic()
+    for path in args[1:]:
+        s3.upload_file(path, bucket, args[0] + os.path.basename(path))
+    print(json.dumps({"seconds": time.monotonic() - start}))
 elif verb == "uploads":
     page = s3.list_multipart_uploads(Bucket=bucket, Prefix=args[0])
     print(json.dumps([{"key": u["Key"], "uploadId": u["UploadId"]} for u in page.get("Uploads", [])]))

@@ -49,8 +49,8 @@ export async function createS3Client(o: S3ClientOptions): Promise<S3Connection> 
             sessionToken: o.sessionToken,
           }
         : undefined,
-    // Integrity is Content-MD5 per request (upload.ts), which every S3-compatible server checks;
-    // the SDK's default CRC32 trailers (aws-chunked bodies) are refused or mis-stored by many.
+    // Integrity is the signed SHA-256 of each request's body (upload.ts); the SDK's default
+    // CRC32 trailers (aws-chunked bodies) are refused or mis-stored by many compatible servers.
     requestChecksumCalculation: "WHEN_REQUIRED",
     responseChecksumValidation: "WHEN_REQUIRED",
     requestHandler: {

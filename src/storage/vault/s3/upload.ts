@@ -7,13 +7,14 @@
  *   buffer: it is size-checked, `beforeCommit` runs, then one PutObject sends it. (Multipart for
  *   small objects too would cost three requests instead of one for most clips.)
  * - Otherwise a multipart upload: at most QUEUE parts in flight plus the one being filled
- *   (3 x 8 MiB per clip), each with its Content-MD5, so the server refuses a part that arrived
- *   damaged. Once every part is in, the size is checked and `beforeCommit` runs, and only then
- *   CompleteMultipartUpload makes the object visible; its size is read back.
+ *   (3 x 8 MiB per clip). Once every part is in, the size is checked and `beforeCommit` runs,
+ *   and only then CompleteMultipartUpload makes the object visible; its size is read back.
+ * - Integrity: each request's body is a Buffer, so the SDK signs its SHA-256
+ *   (x-amz-content-sha256, part of the SigV4 signature) and S3 refuses a body that does not
+ *   match it (XAmzContentSHA256Mismatch). A Content-MD5 on top would hash every byte again.
  * - On any failure the multipart upload is aborted (its parts would be billed forever);
  *   an abort that cannot reach the server is left to the sweep of stale uploads.
  */
-import { createHash } from "node:crypto";
 import type { Readable } from "node:stream";
 import type { CompletedPart } from "@aws-sdk/client-s3";
 import { errorMessage, type Logger } from "../../../util/log.js";
@@ -48,9 +49,25 @@ export function partSizeFor(minimum: number, size: number | undefined): number {
   return Math.max(minimum, Math.ceil(size / (MAX_PARTS - 1000) / MiB) * MiB);
 }
 
+/**
+ * Part buffers handed back once their upload is done, for the next parts: memory stays at the
+ * parts in flight plus one, instead of waiting for the garbage collector to free 8 MiB a time.
+ */
+class PartPool {
+  private readonly free: Buffer[] = [];
+  constructor(readonly size: number) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+  give(b: Buffer): void {
+    if (b.length === this.size) this.free.push(b);
+  }
+}
+
 /** Buffers of exactly `size` bytes cut from the stream (the last one shorter), one copy each. */
-async function* cutParts(data: Readable, size: number): AsyncGenerator<Buffer> {
-  let part = Buffer.allocUnsafe(size);
+async function* cutParts(data: Readable, pool: PartPool): AsyncGenerator<Buffer> {
+  const size = pool.size;
+  let part = pool.take();
   let filled = 0;
   // Stopping early must not destroy the source with an AbortError of its own: the caller
   // reports why it stopped, and destroys the source itself.
@@ -62,15 +79,13 @@ async function* cutParts(data: Readable, size: number): AsyncGenerator<Buffer> {
       at += n;
       if (filled === size) {
         yield part;
-        part = Buffer.allocUnsafe(size);
+        part = pool.take();
         filled = 0;
       }
     }
   }
   if (filled > 0) yield part.subarray(0, filled);
 }
-
-const md5 = (b: Buffer) => createHash("md5").update(b).digest("base64");
 
 function checkSize(t: UploadTarget, got: number, opts: PutOptions): void {
   if (opts.expectedSize !== undefined && got !== opts.expectedSize) {
@@ -97,7 +112,8 @@ export async function uploadObject(
   };
   data.on("error", onError);
   data.on("close", onClose);
-  const parts = cutParts(data, partSizeFor(t.partSize, opts.expectedSize));
+  const pool = new PartPool(partSizeFor(t.partSize, opts.expectedSize));
+  const parts = cutParts(data, pool);
   try {
     const first = await parts.next();
     const second = first.done ? first : await parts.next();
@@ -108,7 +124,11 @@ export async function uploadObject(
       await putSingle(t, body, stop.signal);
       return { size: body.length };
     }
-    return await putMultipart(t, [first.value as Buffer, second.value], parts, opts, stop);
+    return await putMultipart(t, [first.value as Buffer, second.value], parts, {
+      opts,
+      stop,
+      pool,
+    });
   } catch (err) {
     throw sourceError ?? err;
   } finally {
@@ -128,7 +148,6 @@ async function putSingle(t: UploadTarget, body: Buffer, signal: AbortSignal): Pr
         Key: t.key,
         Body: body,
         ContentLength: body.length,
-        ContentMD5: md5(body),
         ...t.params,
       }),
       { abortSignal: signal },
@@ -142,8 +161,7 @@ async function putMultipart(
   t: UploadTarget,
   firstTwo: Buffer[],
   rest: AsyncGenerator<Buffer>,
-  opts: PutOptions,
-  stop: AbortController,
+  { opts, stop, pool }: { opts: PutOptions; stop: AbortController; pool: PartPool },
 ): Promise<PutResult> {
   const { sdk, client } = t.conn;
   const { bucket: Bucket, key: Key } = t;
@@ -174,7 +192,6 @@ async function putMultipart(
           PartNumber,
           Body,
           ContentLength: Body.length,
-          ContentMD5: md5(Body),
         }),
         { abortSignal: stop.signal },
       )
@@ -182,6 +199,7 @@ async function putMultipart(
         (r) => {
           if (!r.ETag) throw new Error(`the server gave no ETag for part ${PartNumber}`);
           done.push({ PartNumber, ETag: r.ETag });
+          pool.give(Body);
         },
         (err: unknown) => {
           failure ??= t.fail("write", "s3:PutObject", err);
