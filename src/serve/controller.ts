@@ -5,7 +5,7 @@ import type { SourcePart } from "../backup/sourceRun.js";
 import type { SourceSet } from "../clips/sources.js";
 import type { Config } from "../config/load.js";
 import type { AgeVault } from "../crypto/ageVault.js";
-import type { Extension, ExtensionContext } from "../extensions/contract.js";
+import type { Extension, ExtensionContext, Settings } from "../extensions/contract.js";
 import { buildExtensions } from "../extensions/index.js";
 import type { Manifest } from "../manifest/manifest.js";
 import type { EventBus } from "../util/events.js";
@@ -53,6 +53,7 @@ export class ServeController {
   private readonly queue: Triggers;
   private readonly state: ServiceState;
   private readonly stopSignal = new AbortController();
+  private readonly settings: Settings;
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
   private scheduler: Scheduler | undefined;
@@ -63,9 +64,10 @@ export class ServeController {
   constructor(private readonly deps: ServeDeps) {
     this.log = deps.logger;
     const { engine, logger } = deps;
+    this.settings = lockedSettings(deps.manifest, deps.lock, logger, this.stopSignal.signal);
     this.queue = new Triggers({
       sources: deps.sourceSet,
-      settings: lockedSettings(deps.manifest, deps.lock, logger, this.stopSignal.signal),
+      settings: this.settings,
       logger,
       makeQueue: (source, isPaused) =>
         new RunQueue({
@@ -152,12 +154,7 @@ export class ServeController {
         sourceView(p, sourceTypeOf(config, p.ref.name), this.deps.sourceSet),
       ),
       manifest: this.deps.manifest,
-      settings: lockedSettings(
-        this.deps.manifest,
-        this.deps.lock,
-        this.log,
-        this.stopSignal.signal,
-      ),
+      settings: this.settings,
       vault: this.deps.vault,
       checkVault: () => this.state.checkVault(),
       recipient: async () => (await this.deps.keys.identity()).recipient,
@@ -251,7 +248,6 @@ export class ServeController {
       // The queues keep our own runs out; the lock keeps out a `sync` run in another process.
       const held = await lock.acquire();
       try {
-        if (held.fresh) await manifest.reload();
         await applyRetention(
           {
             manifest,
