@@ -75,6 +75,10 @@ export function s3Failure(
   const plain = (why: string) => new Error(`${ctx.description}: ${op} ${key} failed: ${why}`);
   const netCode = e.code && (NETWORK.has(e.code) || TLS.has(e.code)) ? e.code : code;
 
+  // A bare 404 (no S3 error code) to a listing is not S3: S3 says NoSuchBucket. (HEAD answers
+  // carry no error document, so a missing object's HEAD is a bare 404 too.)
+  const listing = action === "s3:ListBucket" || action === "s3:ListBucketMultipartUploads";
+  if (code === "NotFound" && listing) return notS3(ctx, op, key, status);
   switch (code) {
     case "NoSuchKey":
     case "NoSuchUpload":
@@ -139,12 +143,16 @@ export function s3Failure(
     );
   }
   if (status !== undefined && (code === "" || /^(Unknown|UnknownError|\d+)$/.test(code))) {
-    // An HTTP answer that is not an S3 error document: not an S3 server, or the wrong path.
-    return plain(
-      `${ctx.endpoint} did not answer as an S3 server (HTTP ${status}): check destination.endpoint`,
-    );
+    return notS3(ctx, op, key, status);
   }
   return plain(code ? `${code}: ${errorMessage(err)}` : errorMessage(err));
+}
+
+/** An HTTP answer that is not an S3 error document: not an S3 server, or the wrong path. */
+function notS3(ctx: FailureContext, op: string, key: string, status: number | undefined): Error {
+  return new Error(
+    `${ctx.description}: ${op} ${key} failed: ${ctx.endpoint} did not answer as an S3 server (HTTP ${status}): check destination.endpoint`,
+  );
 }
 
 function isRegionError(code: string, status: number | undefined): boolean {
@@ -163,9 +171,17 @@ function serverSays(e: SdkError): string {
   return m && !/^access denied\.?$/i.test(m) ? `: ${m}` : "";
 }
 
+/** S3's times: ISO 8601, or its basic form in RequestTime (`20240501T120000Z`). */
+function parseTime(t: string | undefined): number {
+  const basic = /^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/.exec(t ?? "");
+  return Date.parse(
+    basic ? `${basic.slice(1, 4).join("-")}T${basic.slice(4).join(":")}Z` : (t ?? ""),
+  );
+}
+
 function skew(e: SdkError): string {
-  const server = Date.parse(e.ServerTime ?? "");
-  const request = Date.parse(e.RequestTime ?? "");
+  const server = parseTime(e.ServerTime);
+  const request = parseTime(e.RequestTime);
   if (Number.isNaN(server) || Number.isNaN(request)) return "";
   return `${Math.round(Math.abs(server - request) / 60_000)} min `;
 }
