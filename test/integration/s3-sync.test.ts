@@ -160,6 +160,23 @@ describe.skipIf(!BOTO3_PYTHON)("sync to S3, and everything that reads it back", 
     }
   });
 
+  it("a sync aborts the multipart uploads a killed run left over a day ago, and no younger one", {
+    timeout: 60_000,
+  }, async () => {
+    const cfg = await config("killed");
+    const left = async (key: string, ageMs: number) => {
+      const { uploadId } = await boto3<{ uploadId: string }>(s3, "start-upload", key);
+      const when = new Date(Date.now() - ageMs);
+      await utimes(join(s3.dir, s3.bucket, "._S3rver_uploads", uploadId, "key"), when, when);
+    };
+    await left("killed/Camera1/2024-05-01/12-00-00.mp4.age", 2 * 86_400_000);
+    await left("killed/Camera1/2024-05-01/12-30-15.mp4.age", 3_600_000);
+    const r = await runCli(["sync", "--config", cfg, "--date", "2024-05-02", "--json"]);
+    expect(r.code, r.stderr).toBe(0);
+    const after = await boto3<Array<{ key: string }>>(s3, "uploads", "killed/");
+    expect(after.map((u) => u.key)).toEqual(["killed/Camera1/2024-05-01/12-30-15.mp4.age"]);
+  });
+
   it("wrong credentials, a missing bucket, a wrong endpoint: one clear error line, exit 1, nothing recorded", {
     timeout: 120_000,
   }, async () => {
