@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ageCliDecrypt } from "../harness/age.js";
-import { runCli } from "../harness/cli.js";
+import { runCli, spawnCli } from "../harness/cli.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
 import { PYTHON } from "../harness/python.js";
@@ -155,6 +155,54 @@ describe.skipIf(!BOTO3_PYTHON)("sync to S3, and everything that reads it back", 
       expect((await ageCliDecrypt(file, identityFile)).equals(bytes.get(big) as Buffer)).toBe(true);
       expect((await listed(cfg)).map((c) => c.id)).toContain(big);
       expect(await uploads("cut/")).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("a sync killed mid-upload (SIGKILL) leaves no object and no record; the next run completes; its upload is aborted once a day old", {
+    timeout: 120_000,
+  }, async () => {
+    const proxy: FaultProxy = await startFaultProxy({ host: s3.host, port: s3.port });
+    try {
+      const cfg = await config("sigkill", { endpoint: `http://127.0.0.1:${proxy.port}` });
+      const big = "Camera1/2024-05-02/08-00-00.mp4";
+      // The upload stalls inside its first parts: the run is caught mid-upload, then killed.
+      proxy.setMode({ kind: "stall", afterBytes: 3 * 1024 * 1024 });
+      const child = spawnCli(["sync", "--config", cfg, "--date", "2024-05-02"]);
+      const started = async () =>
+        (await boto3<Array<{ key: string }>>(s3, "uploads", "sigkill/")).length > 0;
+      const deadline = Date.now() + 60_000;
+      while (!(await started()) && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 200));
+      }
+      child.kill("SIGKILL");
+      await new Promise((resolve) => child.once("close", resolve));
+      proxy.setMode({ kind: "pass" });
+      proxy.dropConnections();
+      expect(await objects("sigkill/")).toEqual([]);
+      expect(await listed(cfg)).toEqual([]);
+      const leftover = await boto3<Array<{ key: string; uploadId: string }>>(
+        s3,
+        "uploads",
+        "sigkill/",
+      );
+      expect(leftover.map((u) => u.key)).toEqual([`sigkill/${big}.age`]);
+
+      const again = await runCli(["sync", "--config", cfg, "--date", "2024-05-02", "--json"]);
+      expect(again.code, again.stderr).toBe(0);
+      const file = join(await tempDir("mev-s3-kill-"), "big.age");
+      await boto3(s3, "get", `sigkill/${big}.age`, file);
+      expect((await ageCliDecrypt(file, identityFile)).equals(bytes.get(big) as Buffer)).toBe(true);
+      // Less than a day old, the killed run's upload may be another machine's: it stays...
+      expect(await uploads("sigkill/")).toHaveLength(1);
+      const when = new Date(Date.now() - 2 * 86_400_000);
+      const id = leftover[0]?.uploadId ?? "";
+      await utimes(join(s3.dir, s3.bucket, "._S3rver_uploads", id, "key"), when, when);
+      // ...until it is over a day old: the next run aborts it.
+      const third = await runCli(["sync", "--config", cfg, "--date", "2024-05-02", "--json"]);
+      expect(third.code, third.stderr).toBe(0);
+      expect(await uploads("sigkill/")).toEqual([]);
     } finally {
       await proxy.close();
     }
