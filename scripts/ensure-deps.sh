@@ -27,6 +27,8 @@ checks=(
   "bin:age-keygen|age|age identities for the interop tests"
   "bin:python3|python3|makes legacy Fernet files"
   "py:cryptography|python3-cryptography|python3 'cryptography.fernet' for legacy files"
+  "py:boto3|python3-boto3|boto3 lists, downloads and uploads to the test S3 server (interop, benchmark)"
+  "bin:openssl|openssl|a throwaway CA for the S3-over-TLS test"
   "bin:rclone|rclone|benchmark baseline"
   "bin:ffmpeg|ffmpeg|makes test videos; the Telegram bot cuts, thumbnails and previews clips with it"
   "bin:ffprobe|ffmpeg|the Telegram bot reads a clip's duration and size; tests check the parts play"
