@@ -5,6 +5,8 @@ import { type AgeIdentity, loadIdentity, writeNewIdentity } from "../crypto/age/
 import { Manifest } from "../manifest/manifest.js";
 import { createDestination, createSource } from "../storage/index.js";
 import type { Store } from "../storage/types.js";
+import { withUploadLimit } from "../storage/uploadLimit.js";
+import { BandwidthLimit } from "../util/bandwidth.js";
 import { EventBus } from "../util/events.js";
 import type { Logger } from "../util/log.js";
 import { warnIfReadableByOthers } from "./keyFiles.js";
@@ -21,6 +23,8 @@ export interface Vault {
   source: Store;
   destination: Store;
   sync: SyncEngine;
+  /** sync.bandwidthLimit: the one token bucket every upload shares. */
+  bandwidth: BandwidthLimit;
   /** The age identity; made on first use when the vault is still empty. */
   identity(): Promise<AgeIdentity>;
   close(): Promise<void>;
@@ -38,7 +42,8 @@ export async function openVault(loaded: LoadedConfig, logger: Logger): Promise<V
   const events = new EventBus();
   const manifest = await Manifest.open(config.state.dir);
   const source = createSource(config, logger);
-  const destination = createDestination(config, logger);
+  const bandwidth = BandwidthLimit.fromConfig(config.sync.bandwidthLimit);
+  const destination = withUploadLimit(createDestination(config, logger), bandwidth);
 
   let identity: Promise<AgeIdentity> | undefined;
   const getIdentity = () => {
@@ -70,6 +75,7 @@ export async function openVault(loaded: LoadedConfig, logger: Logger): Promise<V
     source,
     destination,
     sync,
+    bandwidth,
     identity: getIdentity,
     async close() {
       await Promise.allSettled([source.close(), destination.close()]);

@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import { z } from "zod";
+import { BandwidthLimitError, parseBandwidthLimit } from "../util/bandwidth.js";
 import { isValidCron } from "../util/cron.js";
 
 /**
@@ -54,9 +55,23 @@ const destinationSchema = z
     hostKey: fingerprint.optional(),
     path: z.string().min(1).default("./data/vault"),
     timeoutSeconds: z.number().positive().default(30),
+    /** ssh2 (JavaScript, the default) or openssh (the system's `ssh`, less CPU per MB). */
+    transport: z.enum(["ssh2", "openssh"]).default("ssh2"),
   })
   .superRefine((d, ctx) => {
     if (d.type !== "sftp") return;
+    if (d.transport === "openssh") {
+      // No secret ever goes on ssh's command line or into a file of ours: key files only.
+      for (const key of ["password", "passphrase"] as const) {
+        if (d[key] !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message:
+              "the openssh transport logs in with an unencrypted privateKeyFile only (no password or passphrase); use transport: ssh2 for those",
+          });
+      }
+    }
     if (!d.host)
       ctx.addIssue({ code: "custom", path: ["host"], message: "is required when type is sftp" });
     if (!d.username)
@@ -151,6 +166,19 @@ const syncSchema = z.object({
     .number()
     .positive()
     .default(4 * 3600),
+  /** Upload cap: `2M`, `512k`, `off`, or a timetable `"08:00,512k 23:00,off"` (util/bandwidth.ts). */
+  bandwidthLimit: z
+    .union([z.string(), z.number()])
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseBandwidthLimit(v);
+      } catch (err) {
+        if (!(err instanceof BandwidthLimitError)) throw err;
+        ctx.addIssue({ code: "custom", message: err.message });
+      }
+    }),
 });
 
 const telegramSchema = z.object({

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import type { Vault } from "../../app/vault.js";
+import type { BandwidthState } from "../../util/bandwidth.js";
 import { formatBytes } from "../../util/format.js";
 import { withVault } from "../context.js";
 
@@ -15,7 +16,16 @@ export function statusSnapshot(vault: Vault) {
     pending: s.pending,
     source: vault.source.description,
     destination: vault.destination.description,
+    bandwidthLimit: vault.bandwidth.state(),
   };
+}
+
+/** `512 KiB/s (sync.bandwidthLimit "08:00,512k 23:00,off", changes at ...)`. */
+function describeCap(cap: BandwidthState): string {
+  const from =
+    cap.from === "override" ? "set live" : `sync.bandwidthLimit ${JSON.stringify(cap.configured)}`;
+  const next = cap.nextChange ? `, changes at ${cap.nextChange}` : "";
+  return cap.configured === "off" && cap.from === "config" ? "off" : `${cap.text} (${from}${next})`;
 }
 
 export function registerStatus(program: Command): void {
@@ -39,6 +49,7 @@ export function registerStatus(program: Command): void {
           `last success: ${st.lastSuccessAt ?? "never"}`,
           `last clip:    ${st.lastClip ? `${st.lastClip.id} at ${st.lastClip.at}` : "none"}`,
           `last error:   ${st.lastError ? `${st.lastError.message} (${st.lastError.at})` : "none"}`,
+          `upload cap:   ${describeCap(st.bandwidthLimit)}`,
         ];
         process.stdout.write(`${lines.join("\n")}\n`);
         return undefined;
