@@ -5,7 +5,7 @@
  */
 import { pipeline, type Readable, Transform, type TransformCallback } from "node:stream";
 import type { BandwidthLimit } from "../util/bandwidth.js";
-import type { Store } from "./types.js";
+import type { VaultStore } from "./types.js";
 
 /** Passes bytes on no faster than `limit` allows, in pieces no bigger than its bucket. */
 export function throttle(limit: BandwidthLimit): Transform {
@@ -27,19 +27,18 @@ export function throttle(limit: BandwidthLimit): Transform {
 }
 
 /** `store` with its uploads capped by `limit`. */
-export function withUploadLimit(store: Store, limit: BandwidthLimit): Store {
+export function withUploadLimit(store: VaultStore, limit: BandwidthLimit): VaultStore {
   return {
     description: store.description,
     list: (dir) => store.list(dir),
     stat: (path) => store.stat(path),
     read: (path) => store.read(path),
-    rename: (from, to) => store.rename(from, to),
     remove: (path) => store.remove(path),
     close: () => store.close(),
-    writeAtomic(path, data: Readable, opts) {
+    put(path, data: Readable, opts) {
       // Either side's failure destroys both: the store sees the source's error as its own.
       const capped = pipeline(data, throttle(limit), () => {});
-      return store.writeAtomic(path, capped, opts);
+      return store.put(path, capped, opts);
     },
   };
 }
