@@ -17,6 +17,8 @@ export interface ReadAheadOptions {
   size?: number;
   /** Called once when the stream is done, ended or destroyed (e.g. to close the handle). */
   onClose?: () => void;
+  /** The error the stream fails with when a request fails (e.g. naming the file). */
+  describeError?: (err: unknown) => Error;
 }
 
 interface Request {
@@ -53,7 +55,7 @@ export function createReadAhead(read: ReadChunk, opts: ReadAheadOptions): Readab
         if (req === queue[0]) deliver();
       },
       (err: unknown) => {
-        if (!eof && !stream.destroyed) stream.destroy(err as Error);
+        if (!eof && !stream.destroyed) stream.destroy(opts.describeError?.(err) ?? (err as Error));
       },
     );
   };
@@ -61,7 +63,8 @@ export function createReadAhead(read: ReadChunk, opts: ReadAheadOptions): Readab
   /** Keeps `inFlight` requests going, up to one past the known size (it finds the end). */
   const fill = () => {
     while (!eof && !stream.destroyed && queue.length < opts.inFlight) {
-      if (opts.size !== undefined && next > opts.size) break;
+      // Past the size taken at open, one request at a time until the end shows.
+      if (opts.size !== undefined && next > opts.size && queue.length > 0) break;
       issue(next, opts.chunkSize);
       next += opts.chunkSize;
     }

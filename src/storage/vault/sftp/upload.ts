@@ -61,8 +61,14 @@ function requestSizeFor(sftp: SftpWire, handle: Buffer): number {
  * data while fewer than MAX_IN_FLIGHT_BYTES await replies; `end()` finishes once every write
  * succeeded. The caller opens and closes the handle. After a failure replies are ignored.
  */
-export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable {
-  const piece = requestSizeFor(sftp, handle);
+export function createPipelinedWriter(
+  sftp: SftpWire,
+  handle: Buffer,
+  /** Other transports than ssh2 say their own request size and window (openssh/). */
+  opts: { requestSize?: number; maxInFlight?: number } = {},
+): Writable {
+  const piece = opts.requestSize ?? requestSizeFor(sftp, handle);
+  const maxInFlight = opts.maxInFlight ?? MAX_IN_FLIGHT_BYTES;
   let position = 0;
   let inFlight = 0;
   let failed: Error | undefined;
@@ -90,7 +96,7 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
     const step = () => {
       if (failed) return done(failed);
       const ready = () => carry.length >= piece || (all && carry.length > 0);
-      while (inFlight < MAX_IN_FLIGHT_BYTES && ready()) {
+      while (inFlight < maxInFlight && ready()) {
         send(carry.take(Math.min(piece, carry.length)));
       }
       if (ready()) waiting = step;
