@@ -85,6 +85,8 @@ export class SyncEngine {
       }
       deps.events.emit("syncStarted", { runId, trigger: opts.trigger, startedAt, sources: names });
       log.info({ trigger: opts.trigger, sources: names }, "sync started");
+      // The keys first: a missing or unreadable identity fails the run before any camera is asked.
+      if (!opts.dryRun) await deps.vault.keys.recipients();
 
       const ctx: RunContext = {
         runId,

@@ -111,7 +111,11 @@ export async function scenario(
   await mkdir(dir, { recursive: true });
   const cfg = await writeConfig(dir, {
     source: ftpSource(lab.ftp, { stableSeconds: 5, timeoutSeconds: 3, ...over.source }),
-    destination: sftpDestination(lab.sftp, dest, { timeoutSeconds: 3, ...over.destination }),
+    // A local vault takes a local vault's keys only (the config is strict).
+    destination:
+      typeof localDest === "string"
+        ? over.destination
+        : sftpDestination(lab.sftp, dest, { timeoutSeconds: 3, ...over.destination }),
     encryption: { identityFile: lab.identityFile },
     state: { dir: stateDir, ...over.state },
     sync: { retries: 0, ...over.sync },
