@@ -241,6 +241,12 @@ export class BandwidthLimit {
     });
   }
 
+  /** True when bytes may pass at once, with nobody waiting: no cap right now. */
+  uncapped(): boolean {
+    this.update();
+    return this.rate === null && this.waiters.length === 0;
+  }
+
   /** The largest piece a caller should take at once (a piece never exceeds the bucket). */
   pieceSize(): number {
     return Math.min(64 * 1024, this.capacity());
