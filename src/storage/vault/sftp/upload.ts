@@ -23,6 +23,16 @@ export interface SftpWire {
     position: number,
     callback: (err?: Error | null) => void,
   ): void;
+  /**
+   * One WRITE of several buffers sent as they are (writev), for transports that can: requests
+   * bigger than the chunks they are made of then cost no copy (openssh/).
+   */
+  writeParts?(
+    handle: Buffer,
+    parts: Buffer[],
+    position: number,
+    callback: (err?: Error | null) => void,
+  ): void;
 }
 
 /**
@@ -85,10 +95,14 @@ export function createPipelinedWriter(
     next?.();
   };
 
-  const send = (data: Buffer) => {
-    inFlight += data.length;
-    sftp.write(handle, data, 0, data.length, position, onReply(data.length));
-    position += data.length;
+  const send = (size: number) => {
+    inFlight += size;
+    if (sftp.writeParts) sftp.writeParts(handle, carry.takeParts(size), position, onReply(size));
+    else {
+      const data = carry.take(size);
+      sftp.write(handle, data, 0, size, position, onReply(size));
+    }
+    position += size;
   };
 
   /** Sends whole requests from `carry` while there is room; `all` sends the last short one too. */
@@ -97,7 +111,7 @@ export function createPipelinedWriter(
       if (failed) return done(failed);
       const ready = () => carry.length >= piece || (all && carry.length > 0);
       while (inFlight < maxInFlight && ready()) {
-        send(carry.take(Math.min(piece, carry.length)));
+        send(Math.min(piece, carry.length));
       }
       if (ready()) waiting = step;
       else done();

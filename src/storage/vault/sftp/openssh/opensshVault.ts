@@ -51,6 +51,8 @@ function wireOf(session: SftpSession): SftpWire {
     close: (handle, cb) => session.close(handle).then(() => cb(), cb),
     write: (handle, data, offset, length, position, cb) =>
       session.write(handle, position, data.subarray(offset, offset + length)).then(() => cb(), cb),
+    writeParts: (handle, parts, position, cb) =>
+      session.write(handle, position, parts).then(() => cb(), cb),
   };
 }
 

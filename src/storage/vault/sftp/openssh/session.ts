@@ -138,19 +138,20 @@ export class SftpSession {
   private request(
     type: number,
     fields: Field[],
-    payload?: Buffer,
+    payload?: Buffer[],
   ): Promise<{ type: number; body: Reader }> {
     if (this.lostError) return Promise.reject(this.lostError);
     const id = this.nextId;
     this.nextId = (this.nextId + 1) >>> 0 || 1;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
-      const header = encodePacket(type, id, fields, payload?.length ?? 0);
+      const size = payload ? payload.reduce((n, b) => n + b.length, 0) : 0;
+      const header = encodePacket(type, id, fields, size);
       if (payload) {
         // One writev for header and data, the data itself never copied.
         this.out.cork();
         this.out.write(header);
-        this.out.write(payload);
+        for (const b of payload) this.out.write(b);
         process.nextTick(() => this.out.uncork());
       } else {
         this.out.write(header);
@@ -190,7 +191,7 @@ export class SftpSession {
     return new Error(`unexpected SFTP reply type ${type}`);
   }
 
-  private async expectStatus(type: number, fields: Field[], payload?: Buffer): Promise<void> {
+  private async expectStatus(type: number, fields: Field[], payload?: Buffer[]): Promise<void> {
     const r = await this.request(type, fields, payload);
     if (r.type !== FXP.STATUS) throw SftpSession.unexpected(r.type);
     const err = SftpSession.statusError(r.body);
@@ -250,12 +251,11 @@ export class SftpSession {
     return this.expectStatus(FXP.CLOSE, [{ str: handle }]);
   }
 
-  write(handle: Buffer, position: number, data: Buffer): Promise<void> {
-    return this.expectStatus(
-      FXP.WRITE,
-      [{ str: handle }, { u64: position }, { u32: data.length }],
-      data,
-    );
+  /** One WRITE of `data` (several buffers are sent one after the other, not copied). */
+  write(handle: Buffer, position: number, data: Buffer | Buffer[]): Promise<void> {
+    const parts = Array.isArray(data) ? data : [data];
+    const size = parts.reduce((n, b) => n + b.length, 0);
+    return this.expectStatus(FXP.WRITE, [{ str: handle }, { u64: position }, { u32: size }], parts);
   }
 
   /** Up to `length` bytes at `position`; null at the end of the file. */
