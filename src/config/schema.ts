@@ -3,6 +3,7 @@ import type { Registry } from "../storage/registry.js";
 import { sourceBackends } from "../storage/source/registry.js";
 import type { Source, VaultStore } from "../storage/types.js";
 import { vaultBackends } from "../storage/vault/registry.js";
+import { BandwidthLimitError, parseBandwidthLimit } from "../util/bandwidth.js";
 import { isValidCron } from "../util/cron.js";
 import { httpSchema } from "./http.js";
 
@@ -151,6 +152,19 @@ const syncSchema = z.object({
     .number()
     .positive()
     .default(4 * 3600),
+  /** Upload cap: `2M`, `512k`, `off`, or a timetable `"08:00,512k 23:00,off"` (util/bandwidth.ts). */
+  bandwidthLimit: z
+    .union([z.string(), z.number()])
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseBandwidthLimit(v);
+      } catch (err) {
+        if (!(err instanceof BandwidthLimitError)) throw err;
+        ctx.addIssue({ code: "custom", message: err.message });
+      }
+    }),
 });
 
 const telegramSchema = z.object({

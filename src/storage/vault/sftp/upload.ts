@@ -23,6 +23,16 @@ export interface SftpWire {
     position: number,
     callback: (err?: Error | null) => void,
   ): void;
+  /**
+   * One WRITE of several buffers sent as they are (writev), for transports that can: requests
+   * bigger than the chunks they are made of then cost no copy (openssh/).
+   */
+  writeParts?(
+    handle: Buffer,
+    parts: Buffer[],
+    position: number,
+    callback: (err?: Error | null) => void,
+  ): void;
 }
 
 /**
@@ -61,8 +71,14 @@ function requestSizeFor(sftp: SftpWire, handle: Buffer): number {
  * data while fewer than MAX_IN_FLIGHT_BYTES await replies; `end()` finishes once every write
  * succeeded. The caller opens and closes the handle. After a failure replies are ignored.
  */
-export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable {
-  const piece = requestSizeFor(sftp, handle);
+export function createPipelinedWriter(
+  sftp: SftpWire,
+  handle: Buffer,
+  /** Other transports than ssh2 say their own request size and window (openssh/). */
+  opts: { requestSize?: number; maxInFlight?: number } = {},
+): Writable {
+  const piece = opts.requestSize ?? requestSizeFor(sftp, handle);
+  const maxInFlight = opts.maxInFlight ?? MAX_IN_FLIGHT_BYTES;
   let position = 0;
   let inFlight = 0;
   let failed: Error | undefined;
@@ -79,10 +95,14 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
     next?.();
   };
 
-  const send = (data: Buffer) => {
-    inFlight += data.length;
-    sftp.write(handle, data, 0, data.length, position, onReply(data.length));
-    position += data.length;
+  const send = (size: number) => {
+    inFlight += size;
+    if (sftp.writeParts) sftp.writeParts(handle, carry.takeParts(size), position, onReply(size));
+    else {
+      const data = carry.take(size);
+      sftp.write(handle, data, 0, size, position, onReply(size));
+    }
+    position += size;
   };
 
   /** Sends whole requests from `carry` while there is room; `all` sends the last short one too. */
@@ -90,8 +110,8 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
     const step = () => {
       if (failed) return done(failed);
       const ready = () => carry.length >= piece || (all && carry.length > 0);
-      while (inFlight < MAX_IN_FLIGHT_BYTES && ready()) {
-        send(carry.take(Math.min(piece, carry.length)));
+      while (inFlight < maxInFlight && ready()) {
+        send(Math.min(piece, carry.length));
       }
       if (ready()) waiting = step;
       else done();
