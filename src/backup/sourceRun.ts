@@ -9,6 +9,7 @@ import { errorMessage, type Logger } from "../util/log.js";
 import { isPermanent, withRetry } from "../util/retry.js";
 import { type Plan, planSync } from "./plan.js";
 import { type SourceClip, scanSource } from "./scan.js";
+import { checkSourceRoot, type SourceRootInfo } from "./sourceRoot.js";
 import { sweepStrayUploads } from "./sweep.js";
 import { transferClip } from "./transfer.js";
 import { withWatchdog } from "./watchdog.js";
@@ -19,6 +20,8 @@ export interface SourcePart {
   source: Source;
   stableSeconds: number;
   extensions: readonly string[];
+  /** The config key and value of its root, to name them when the root is missing. */
+  root?: SourceRootInfo;
 }
 
 /** What every source's part of one run shares. */
@@ -63,6 +66,7 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
 
   let listing: SourceClip[];
   try {
+    await checkSourceRoot(part.source, part.root ?? { key: `${ref.name}.path`, path: "/" });
     listing = await scanSource(part.source, ref, ctx.sources, {
       extensions: part.extensions,
       camera: ctx.camera,
