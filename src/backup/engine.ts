@@ -123,6 +123,15 @@ export class SyncEngine {
             }
           : undefined,
       });
+      if (summary.error) {
+        const failed = names.filter((n) => bySource[n]?.error !== undefined);
+        deps.events.emit("syncFailed", {
+          runId,
+          error: summary.error,
+          at: summary.finishedAt,
+          sources: failed,
+        });
+      }
       deps.events.emit("syncFinished", summary);
       log.info(
         {

@@ -4,6 +4,7 @@ import { sourceBackends } from "../storage/source/registry.js";
 import type { Source, VaultStore } from "../storage/types.js";
 import { vaultBackends } from "../storage/vault/registry.js";
 import { isValidCron } from "../util/cron.js";
+import { httpSchema } from "./http.js";
 
 /**
  * The config's schema. The sections that pick a storage backend (`source`, `sources[]`,
@@ -158,14 +159,6 @@ const syncSchema = z.object({
     .number()
     .positive()
     .default(4 * 3600),
-});
-
-/** serve's HTTP listener (motionEye web hooks, health, metrics). */
-const httpSchema = z.object({
-  host: z.string().min(1).default("127.0.0.1"),
-  /** 0 disables it. */
-  port: z.number().int().min(0).max(65535).default(8099),
-  token: z.string().min(1).optional(),
 });
 
 const telegramSchema = z.object({

@@ -11,8 +11,12 @@ import type { Manifest } from "../manifest/manifest.js";
 import type { EventBus } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
+import { assessHealth, type HealthReport } from "./health.js";
+import { HttpListener } from "./http.js";
+import { TriggerIntake } from "./intake.js";
+import { createMetrics } from "./metrics.js";
 import { defaultClientId, MqttConnection, safeUrl } from "./mqtt.js";
-import { PausedError, RunQueue, StoppedError } from "./queue.js";
+import { RunQueue } from "./queue.js";
 import { applyRetention } from "./retention.js";
 import { Scheduler } from "./schedule.js";
 import { lockedSettings } from "./settings.js";
@@ -20,13 +24,13 @@ import { sourceView } from "./sourceView.js";
 import { StalenessWatch, staleThresholds } from "./staleness.js";
 import { ServiceState } from "./state.js";
 import { StatePublisher } from "./statePublisher.js";
-import { parseTriggerPayload, printable } from "./triggerPayload.js";
 import { Triggers } from "./triggers.js";
 
 /**
  * `serve`'s lifecycle, as zigbee2mqtt's controller: it owns the broker (when embedded), the MQTT
- * link, the trigger queue, the schedule and the extensions; starts them in order and stops them
- * in reverse, within a fixed budget so that SIGTERM ends the process well inside 10 s.
+ * link, the trigger queues, the schedule, the HTTP listener and the extensions; starts them in
+ * order and stops them in reverse, within a fixed budget so that SIGTERM ends the process well
+ * inside 10 s.
  */
 
 /** How long a transfer in flight may take to finish on stop before it is abandoned. */
@@ -61,6 +65,8 @@ export class ServeController {
   private publisher: StatePublisher | undefined;
   private extensions: Extension[] = [];
   private staleness: StalenessWatch | undefined;
+  private http: HttpListener | undefined;
+  private readonly intake: TriggerIntake;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly deps: ServeDeps) {
@@ -88,6 +94,12 @@ export class ServeController {
           },
         }),
     });
+    this.intake = new TriggerIntake({
+      queue: this.queue,
+      sources: deps.sources,
+      logger,
+      stopping: () => this.stopping !== undefined,
+    });
     this.state = new ServiceState({
       events: deps.events,
       manifest: deps.manifest,
@@ -112,6 +124,8 @@ export class ServeController {
   async start(): Promise<void> {
     const { config } = this.deps;
     this.state.start();
+    // First: a camera's web hook is heard while the rest starts (it only queues a run).
+    await this.startHttp();
     let url = config.mqtt.url;
     if (!url && config.mqtt.embeddedBroker.enabled) {
       this.broker = await startEmbeddedBroker({
@@ -136,7 +150,7 @@ export class ServeController {
       mqtt.start();
       await mqtt.subscribe(
         config.mqtt.triggerTopic,
-        (topic, payload) => this.onTrigger(topic, payload),
+        (topic, payload) => this.intake.fromMqtt(topic, payload),
         { skipRetained: true },
       );
       // Extensions start with a live link when the broker answers; if not, it keeps trying.
@@ -199,6 +213,7 @@ export class ServeController {
         mqtt: url ? safeUrl(url) : null,
         triggerTopic: url ? config.mqtt.triggerTopic : null,
         extensions: this.extensions.map((e) => e.name),
+        http: this.http?.address ?? null,
       },
       "serve running",
     );
@@ -228,33 +243,42 @@ export class ServeController {
     return this.stopping;
   }
 
-  private onTrigger(topic: string, payload: Buffer): void {
-    if (this.stopping) return;
-    const parsed = parseTriggerPayload(payload, {
-      extensions: [...new Set(this.deps.sources.flatMap((p) => p.extensions))],
-      localRoots: this.deps.sources.flatMap((p) =>
-        p.source.localRoot ? [{ source: p.ref.name, root: p.source.localRoot }] : [],
-      ),
-    });
-    const fields = {
-      topic: printable(topic),
-      camera: parsed.camera,
-      file: parsed.file,
-      source: parsed.request.source,
-      clips: parsed.request.clipPaths,
-    };
-    if (parsed.problems.length > 0) {
-      this.log.warn(
-        { ...fields, problems: parsed.problems },
-        "odd trigger payload: ignored the odd part",
-      );
-    } else {
-      this.log.info(fields, "MQTT trigger");
+  /** The HTTP listener (hook, health, metrics), unless http.port is 0. */
+  private async startHttp(): Promise<void> {
+    const { config } = this.deps;
+    if (config.http.port === 0) {
+      this.log.info("http.port is 0: no web hook, /healthz or /metrics");
+      return;
     }
-    this.queue.request(parsed.request).catch((err: unknown) => {
-      if (!(err instanceof PausedError || err instanceof StoppedError)) {
-        this.log.debug({ err: errorMessage(err) }, "triggered run failed");
-      }
+    const metrics = await createMetrics({
+      events: this.deps.events,
+      state: this.state,
+      sources: this.deps.sourceSet.names,
+    });
+    const http = new HttpListener({
+      config: config.http,
+      logger: this.log,
+      hook: (fields) => this.intake.fromHook(fields),
+      health: () => this.health(),
+      metrics,
+    });
+    if (await http.start()) this.http = http;
+    else metrics.dispose();
+  }
+
+  private health(): HealthReport {
+    const status = this.deps.manifest.status;
+    return assessHealth({
+      runs: status.runs,
+      lastSuccessAt: status.lastSuccessAt,
+      mqtt: this.mqtt && {
+        connected: this.mqtt.connected,
+        disconnectedSinceMs: this.mqtt.disconnectedSinceMs,
+      },
+      paused: this.queue.paused,
+      running: this.queue.running,
+      stopping: this.stopping !== undefined,
+      nowMs: Date.now(),
     });
   }
 
@@ -287,6 +311,7 @@ export class ServeController {
 
   private async shutdown(): Promise<void> {
     this.log.info("stopping: no new work");
+    const httpStopped = this.http ? within(this.http.stop(), 1500) : Promise.resolve(true);
     this.stopSignal.abort();
     this.scheduler?.stop();
     const stalenessStopped = this.staleness?.stop();
@@ -315,6 +340,7 @@ export class ServeController {
 
     await extensionsStopped;
     if (stalenessStopped) await within(stalenessStopped, 500);
+    await httpStopped;
     if (this.publisher) await within(this.publisher.stop(), 500);
     this.state.stop();
     await this.mqtt?.stop(1500);

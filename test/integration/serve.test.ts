@@ -232,7 +232,7 @@ describe("serve", () => {
       "x".repeat(200_000),
       '{"camera":42,"file":{"path":"/data/output/Camera1/2024-05-01/10-00-00.mp4"}}',
       '{"camera":"Camera1","file":"/data/output/../../../etc/2024-05-01/passwd.mp4"}',
-      '{"camera":"Camera1","file":"/etc/passwd"}',
+      '{"camera":"Camera1","file":"/etc/passwd.mp4"}',
       '{"camera":"Camera1","file":',
       "[1,2,3]",
     ];

@@ -169,14 +169,14 @@ class HomeAssistant implements Extension {
 
   private listen(mqtt: MqttLink): void {
     const { events, state } = this.ctx;
-    const failed = (e: { runId: string; error: string; at: string; source?: string }) =>
+    const failed = (e: { runId: string; error: string; at: string; sources: string[] }) =>
       void this.publishEvent(
         mqtt,
         vaultEvent("sync_failed", {
           run_id: e.runId,
           error: e.error,
           at: e.at,
-          ...(e.source ? { source: e.source } : {}),
+          ...(this.ctx.sources.qualified ? { sources: e.sources } : {}),
         }),
       );
     this.disposers.push(
@@ -201,7 +201,6 @@ class HomeAssistant implements Extension {
         );
       }),
       events.on("syncFailed", failed),
-      events.on("sourceFailed", failed),
       events.on("syncFinished", (summary) => {
         void this.cameras.countToday(this.today).then(() => this.scheduleState());
         const listed = Object.values(summary.sources ?? {}).some((s) => s.reachable);
