@@ -279,6 +279,7 @@ export class ServeController {
       running: this.queue.running,
       stopping: this.stopping !== undefined,
       nowMs: Date.now(),
+      destinationConnected: this.state.snapshot().vaultReachable,
     });
   }
 
