@@ -23,8 +23,6 @@ export interface Metrics {
   dispose(): void;
 }
 
-const PREFIX = "motioneye_vault_";
-
 export async function createMetrics(deps: MetricsDeps): Promise<Metrics> {
   const prom = await import("prom-client");
   const registry = new prom.Registry();
@@ -35,7 +33,7 @@ export async function createMetrics(deps: MetricsDeps): Promise<Metrics> {
   const registers = [registry];
   const bySource = ["source"] as const;
   const counter = (name: string, help: string) => {
-    const c = new prom.Counter({ name: PREFIX + name, help, labelNames: bySource, registers });
+    const c = new prom.Counter({ name, help, labelNames: bySource, registers });
     // A series per source from the start, so rate() and alerts see 0, not nothing.
     for (const source of deps.sources) c.inc({ source }, 0);
     return c;
@@ -47,7 +45,7 @@ export async function createMetrics(deps: MetricsDeps): Promise<Metrics> {
     read: (s: ReturnType<ServiceState["snapshot"]>["sources"][string]) => number,
   ) =>
     new prom.Gauge({
-      name: PREFIX + name,
+      name,
       help,
       labelNames: bySource,
       registers,
@@ -61,7 +59,7 @@ export async function createMetrics(deps: MetricsDeps): Promise<Metrics> {
   const wholeLabel = { source: deps.sources.length === 1 ? (deps.sources[0] as string) : "all" };
   const whole = (name: string, help: string, read: () => number) =>
     new prom.Gauge({
-      name: PREFIX + name,
+      name,
       help,
       labelNames: bySource,
       registers,
@@ -71,44 +69,54 @@ export async function createMetrics(deps: MetricsDeps): Promise<Metrics> {
     });
   const seconds = (iso: string | null) => (iso ? Date.parse(iso) / 1000 : 0);
 
-  const clips = counter("clips_backed_up_total", "Clips backed up since serve started.");
+  const clips = counter(
+    "motioneye_vault_clips_backed_up_total",
+    "Clips backed up since serve started.",
+  );
   const bytes = counter(
-    "bytes_backed_up_total",
+    "motioneye_vault_bytes_backed_up_total",
     "Plaintext bytes of the clips backed up since serve started.",
   );
-  const runs = counter("sync_runs_total", "Sync runs of the source started since serve started.");
+  const runs = counter(
+    "motioneye_vault_sync_runs_total",
+    "Sync runs of the source started since serve started.",
+  );
   const failures = counter(
-    "sync_failures_total",
+    "motioneye_vault_sync_failures_total",
     "Sync runs whose part for the source failed (the camera could not be listed, a clip not backed up, or the run could not start).",
   );
   const clipFailures = counter(
-    "clip_failures_total",
+    "motioneye_vault_clip_failures_total",
     "Clips that failed in a run after their retries.",
   );
 
-  perSource("pending_clips", "Clips seen on the camera and not backed up yet.", (s) => s.pending);
   perSource(
-    "last_success_timestamp_seconds",
+    "motioneye_vault_pending_clips",
+    "Clips seen on the camera and not backed up yet.",
+    (s) => s.pending,
+  );
+  perSource(
+    "motioneye_vault_last_success_timestamp_seconds",
     "When the source's last sync run that backed up everything it should ended (0: never).",
     (s) => seconds(s.lastSuccessAt),
   );
-  perSource("source_up", "1 while the source's last run could list it.", (s) =>
+  perSource("motioneye_vault_source_up", "1 while the source's last run could list it.", (s) =>
     s.reachable === false ? 0 : 1,
   );
-  perSource("syncing", "1 while a sync run of the source is in progress.", (s) =>
+  perSource("motioneye_vault_syncing", "1 while a sync run of the source is in progress.", (s) =>
     s.syncing ? 1 : 0,
   );
   whole(
-    "stored_clips",
+    "motioneye_vault_stored_clips",
     "Clips recorded in the vault's manifest.",
     () => state.snapshot().totals.clips,
   );
   whole(
-    "stored_bytes",
+    "motioneye_vault_stored_bytes",
     "Plaintext bytes of the clips recorded in the vault's manifest.",
     () => state.snapshot().totals.bytes,
   );
-  whole("paused", "1 while backups are paused (Home Assistant's switch).", () =>
+  whole("motioneye_vault_paused", "1 while backups are paused (Home Assistant's switch).", () =>
     state.snapshot().paused ? 1 : 0,
   );
 
