@@ -1,3 +1,4 @@
+import { DEFAULT_CAMERA } from "../clips/clipId.js";
 import type { Source } from "../storage/types.js";
 
 /**
@@ -25,4 +26,22 @@ export async function checkSourceRoot(source: Source, root: SourceRootInfo): Pro
   const what = entry ? "is not a folder" : "does not exist";
   const on = source.server ? ` on ${source.server}` : "";
   throw new MissingSourceRoot(`${root.key}: ${root.path} ${what}${on}`);
+}
+
+/**
+ * Fails when the camera folder a run is limited to (`sync --camera garage/Camera1`) is not on the
+ * source: "0 clips" would read as a quiet day. `default` (date folders at the root) is not a folder.
+ */
+export async function checkCameraFolder(
+  source: Source,
+  root: SourceRootInfo,
+  camera: string,
+): Promise<void> {
+  if (camera === DEFAULT_CAMERA) return;
+  const entry = await source.stat(camera);
+  if (entry?.kind === "dir") return;
+  const on = source.server ? ` on ${source.server}` : "";
+  throw new MissingSourceRoot(
+    `--camera: there is no camera folder ${camera} in ${root.path} (${root.key})${on}`,
+  );
 }

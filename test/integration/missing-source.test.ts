@@ -70,6 +70,14 @@ describe("a missing source root fails the run", { timeout: 60_000 }, () => {
     expect(await walk(join(work, "local", "vault"))).toEqual([
       "Camera1/2024-05-01/12-00-00.mp4.age",
     ]);
+
+    // A camera folder the run is limited to that is not there: a failure too, not "0 clips".
+    const typo = await runCli(["sync", "--config", cfg, "--camera", "Camera9"]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain(
+      `--camera: there is no camera folder Camera9 in ${media} (source.path)`,
+    );
+    expect((await runCli(["sync", "--config", cfg, "--camera", "Camera1"])).code).toBe(0);
   });
 
   it("a wrong FTP path on vsftpd: exit 1, naming source.path and the server", async () => {
