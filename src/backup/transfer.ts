@@ -3,6 +3,7 @@ import type { AgeVault } from "../crypto/ageVault.js";
 import type { ClipRecord, Manifest } from "../manifest/manifest.js";
 import type { Source } from "../storage/types.js";
 import type { EventBus } from "../util/events.js";
+import { errorMessage } from "../util/log.js";
 import type { SourceClip } from "./scan.js";
 
 export interface TransferDeps {
@@ -29,15 +30,41 @@ export async function transferClip(
   signal.throwIfAborted();
   const input = await deps.source.read(clip.path);
   const remotePath = remotePathOf(clip.id);
-  const sealed = await deps.vault.put(remotePath, input, {
-    plainSize: clip.size,
-    onPlainBytes: (bytes) => {
-      touch();
-      events.emit("clipProgress", { runId, id: clip.id, bytes });
-    },
-    onCipherChunk: touch,
-    signal,
+  // Who failed, when the put fails: the camera's stream (an error, or a clip that changed size)
+  // or the vault. Only the vault's failures say the destination is not working.
+  let inputErrored = false;
+  let inputEnded = false;
+  let plainBytes = 0;
+  input.once("error", () => {
+    inputErrored = true;
   });
+  input.once("end", () => {
+    inputEnded = true;
+  });
+  let sealed: Awaited<ReturnType<typeof deps.vault.put>>;
+  try {
+    sealed = await deps.vault.put(remotePath, input, {
+      plainSize: clip.size,
+      onPlainBytes: (bytes) => {
+        plainBytes = bytes;
+        touch();
+        events.emit("clipProgress", { runId, id: clip.id, bytes });
+      },
+      onCipherChunk: touch,
+      signal,
+    });
+  } catch (err) {
+    const sourceAtFault = inputErrored || (inputEnded && plainBytes !== clip.size);
+    if (!sourceAtFault && !signal.aborted) {
+      events.emit("destinationFailed", {
+        runId,
+        id: clip.id,
+        error: errorMessage(err),
+        at: new Date(deps.now()).toISOString(),
+      });
+    }
+    throw err;
+  }
   // Given up on meanwhile: the file is complete, but this attempt already counts as failed.
   signal.throwIfAborted();
   const record: ClipRecord = {

@@ -33,6 +33,8 @@ export interface SourceConfig extends Record<string, unknown> {
   type: string;
   stableSeconds: number;
   extensions: string[];
+  /** Overrides the top-level `alerts` for this source. */
+  alerts?: { staleAfterHours?: number };
 }
 
 export interface DestinationConfig extends Record<string, unknown> {

@@ -17,8 +17,16 @@ const DEFAULT_EXTENSIONS = [".mp4", ".avi", ".mkv", ".mov"];
 /** A source's name: its clips' id prefix, a topic level and a label, so kept plain. */
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
+/** Opt-in alarms; fractions of an hour are allowed (tests use a few seconds). */
+const alertsSchema = z.object({
+  /** Alarm when no new clip was backed up from a source for this long. */
+  staleAfterHours: z.number().positive().optional(),
+});
+
 /** Keys every source has, whatever its type. */
 const sourceKeys = {
+  /** Overrides the top-level `alerts` for this source. */
+  alerts: alertsSchema.optional(),
   /** A clip newer than this, or still growing, waits for the next run. */
   stableSeconds: z.number().min(0).default(10),
   extensions: z
@@ -219,6 +227,7 @@ export function buildConfigSchema(registries: Registries = defaultRegistries) {
     sync: syncSchema.default(() => syncSchema.parse({})),
     http: httpSchema.default(() => httpSchema.parse({})),
     telegram: telegramSchema.default(() => telegramSchema.parse({})),
+    alerts: alertsSchema.default(() => alertsSchema.parse({})),
     /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
     log: z
       .object({

@@ -24,6 +24,8 @@ export interface Source {
   readonly description: string;
   /** The media root on this machine, when the source is a local folder (maps trigger paths). */
   readonly localRoot?: string;
+  /** The server, for messages about the root (`ftp://camera:21`); absent for a local folder. */
+  readonly server?: string;
   /** Entries of a directory; an absent directory lists as []. */
   list(dir: string): Promise<Entry[]>;
   /** Entry for a path, or undefined when it does not exist. */

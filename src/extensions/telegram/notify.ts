@@ -50,6 +50,21 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
     );
   }
 
+  // The staleness alarm is opt-in by itself (alerts.staleAfterHours): one message each way.
+  offs.push(
+    events.on("backupsStale", (e) => {
+      if (e.restored) return;
+      const from = deps.sources.qualified ? `from ${e.source}` : "from the camera";
+      const last = e.lastClipAt ? ` (last one ${e.lastClipAt})` : "";
+      const text = e.stale
+        ? `No new clip backed up ${from} for ${formatHours(e.staleAfterHours ?? 0)}${last}. Is the camera recording, and its folder reachable?`
+        : `Backups resumed: a new clip ${from} is backed up.`;
+      enqueue(e.stale ? "a staleness alarm" : "a backups-resumed notice", (chatId) =>
+        api.sendMessage(chatId, text, {}, signal),
+      );
+    }),
+  );
+
   if (config.notify.clips) {
     const perRun = new Map<string, number>();
     offs.push(
@@ -96,4 +111,11 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
   return () => {
     for (const off of offs) off();
   };
+}
+
+/** `24 h`, `1.5 h`, `4 s`: the threshold as a person would say it. */
+function formatHours(hours: number): string {
+  if (hours >= 1) return `${Number(hours.toFixed(1))} h`;
+  const minutes = hours * 60;
+  return minutes >= 1 ? `${Math.round(minutes)} min` : `${Math.round(minutes * 60)} s`;
 }
