@@ -27,8 +27,13 @@ const alertsSchema = z.object({
 const sourceKeys = {
   /** Overrides the top-level `alerts` for this source. */
   alerts: alertsSchema.optional(),
-  /** A clip newer than this, or still growing, waits for the next run. */
-  stableSeconds: z.number().min(0).default(10),
+  /**
+   * Clips that cannot be checked (AVI, Matroska) are backed up once two listings this far
+   * apart saw them unchanged. motion writes movies in 256 KiB bursts: at 2 fps it leaves one
+   * untouched for 6.5 to 11 s between bursts in our measurements (test/fixtures/motion), longer
+   * for a quieter, smaller-bitrate scene; 60 s outlasts such a gap several times over.
+   */
+  stableSeconds: z.number().min(0).default(60),
   extensions: z
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, "like .mp4"))
     .default(DEFAULT_EXTENSIONS),

@@ -105,7 +105,7 @@ describe("scan and plan, per source", () => {
       backedUp: new Map([["Camera1/2024-05-01/12-00-00.mp4", 1]]),
       sightings: {},
       nowMs: now,
-      stableMs: 10_000,
+      stableMs: 0,
     });
     expect(plan.toUpload).toHaveLength(2);
     expect(plan.alreadyBackedUp).toBe(0);
