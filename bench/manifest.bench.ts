@@ -12,7 +12,7 @@
 import { cp, mkdtemp, readFile, rm, stat, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Manifest } from "../src/manifest.js";
+import { Manifest } from "../src/manifest/manifest.js";
 import { onCleanup } from "./lib/cleanup.js";
 import { writeClipFile } from "./lib/clips.js";
 import { CLIPS_PER_DAY, clipRecord, fillManifest } from "./lib/manifestData.js";

@@ -1,17 +1,17 @@
 #!/usr/bin/env node
 import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
-import { EXIT_USAGE } from "./commands/context.js";
-import { registerDecrypt } from "./commands/decrypt.js";
-import { registerImportLegacy } from "./commands/importLegacy.js";
-import { registerKeygen } from "./commands/keygen.js";
-import { registerList } from "./commands/list.js";
-import { registerRestore } from "./commands/restore.js";
-import { registerServe } from "./commands/serve.js";
-import { registerShell } from "./commands/shell.js";
-import { registerStatus } from "./commands/status.js";
-import { registerSync } from "./commands/sync.js";
-import { registerVerify } from "./commands/verify.js";
+import { registerDecrypt } from "./cli/commands/decrypt.js";
+import { registerImportLegacy } from "./cli/commands/importLegacy.js";
+import { registerKeygen } from "./cli/commands/keygen.js";
+import { registerList } from "./cli/commands/list.js";
+import { registerRestore } from "./cli/commands/restore.js";
+import { registerServe } from "./cli/commands/serve.js";
+import { registerShell } from "./cli/commands/shell.js";
+import { registerStatus } from "./cli/commands/status.js";
+import { registerSync } from "./cli/commands/sync.js";
+import { registerVerify } from "./cli/commands/verify.js";
+import { EXIT_USAGE } from "./cli/context.js";
 
 /** The only place that reads argv. Each command lives in src/commands/. */
 const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {

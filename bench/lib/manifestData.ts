@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
-import { type ClipRecord, Manifest } from "../../src/manifest.js";
+import { type ClipRecord, Manifest } from "../../src/manifest/manifest.js";
 
 export const CAMERAS = 4;
 /** ~68 events a day per camera: a busy motionEye setup. 100k clips are then a year. */

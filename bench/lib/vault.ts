@@ -7,7 +7,7 @@ import { ftpSource, sftpDestination } from "../../test/harness/config.js";
 import { spawn } from "node:child_process";
 import { mkdir, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { writeNewIdentity } from "../../src/crypto/age.js";
+import { writeNewIdentity } from "../../src/crypto/age/age.js";
 import { tempDir, writeConfig } from "../../test/harness/files.js";
 import { type FtpServer, startFtpServer } from "../../test/harness/ftp.js";
 import { type SftpServer, startSftpServer } from "../../test/harness/sshd.js";

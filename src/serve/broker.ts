@@ -1,7 +1,7 @@
 import { timingSafeEqual } from "node:crypto";
 import { createServer, type Socket } from "node:net";
 import { Aedes, type AedesOptions, type AuthenticateError } from "aedes";
-import type { Logger } from "../log.js";
+import type { Logger } from "../util/log.js";
 
 /**
  * The embedded MQTT broker (aedes, MQTT 3.1.1) that `serve` runs when no `mqtt.url` is set, so

@@ -1,9 +1,9 @@
-import type { Vault } from "../app.js";
-import { acquireLock, whenUnlocked } from "../lock.js";
-import { errorMessage, type Logger } from "../log.js";
+import type { Vault } from "../app/vault.js";
+import { acquireLock, whenUnlocked } from "../backup/lock.js";
+import type { Extension, ExtensionContext } from "../extensions/contract.js";
+import { buildExtensions } from "../extensions/index.js";
+import { errorMessage, type Logger } from "../util/log.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
-import type { Extension, ExtensionContext } from "./extension.js";
-import { buildExtensions } from "./extensions.js";
 import { defaultClientId, MqttConnection, safeUrl } from "./mqtt.js";
 import { PausedError, RunQueue, StoppedError } from "./queue.js";
 import { applyRetention } from "./retention.js";

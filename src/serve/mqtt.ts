@@ -7,9 +7,9 @@ import {
   type IPublishPacket,
   type MqttClient,
 } from "mqtt";
-import { errorMessage, type Logger } from "../log.js";
-import { backoffDelay } from "../retry.js";
-import type { MqttLink, MqttMessageHandler } from "./extension.js";
+import type { MqttLink, MqttMessageHandler } from "../extensions/contract.js";
+import { errorMessage, type Logger } from "../util/log.js";
+import { backoffDelay } from "../util/retry.js";
 
 /**
  * The daemon's one MQTT connection (mqtt.js), shared by the trigger and every extension.

@@ -1,6 +1,6 @@
-import type { RunSummary } from "../events.js";
-import { errorMessage, type Logger } from "../log.js";
-import type { TriggerQueue, TriggerRequest, TriggerSource } from "./extension.js";
+import type { TriggerQueue, TriggerRequest, TriggerSource } from "../extensions/contract.js";
+import type { RunSummary } from "../util/events.js";
+import { errorMessage, type Logger } from "../util/log.js";
 
 /**
  * The one queue for every source of work (MQTT, schedule, settle, the bot, Home Assistant).

@@ -1,7 +1,7 @@
 import { posix } from "node:path";
-import { errorMessage, type Logger } from "../log.js";
-import type { Manifest } from "../manifest.js";
-import type { Store } from "../storage/store.js";
+import type { Manifest } from "../manifest/manifest.js";
+import type { Store } from "../storage/types.js";
+import { errorMessage, type Logger } from "../util/log.js";
 
 /**
  * Opt-in retention: remote clips whose date folder is more than `remoteDays` days old are

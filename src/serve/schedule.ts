@@ -1,6 +1,6 @@
 import schedule from "node-schedule";
-import type { Config } from "../config.js";
-import { errorMessage, type Logger } from "../log.js";
+import type { Config } from "../config/load.js";
+import { errorMessage, type Logger } from "../util/log.js";
 import type { RunQueue } from "./queue.js";
 
 /**

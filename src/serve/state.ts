@@ -1,7 +1,7 @@
-import type { EventBus, RunSummary } from "../events.js";
-import { errorMessage, type Logger } from "../log.js";
-import type { Manifest } from "../manifest.js";
-import type { MqttLink } from "./extension.js";
+import type { MqttLink } from "../extensions/contract.js";
+import type { Manifest } from "../manifest/manifest.js";
+import type { EventBus, RunSummary } from "../util/events.js";
+import { errorMessage, type Logger } from "../util/log.js";
 
 /**
  * The service's state as one retained JSON document on `<baseTopic>/state`, sent again on every

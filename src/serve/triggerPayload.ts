@@ -1,5 +1,5 @@
-import { isDate, parseClipId, stripControl, unsafeSegmentReason } from "../clipId.js";
-import type { TriggerRequest } from "./extension.js";
+import { isDate, parseClipId, stripControl, unsafeSegmentReason } from "../clips/clipId.js";
+import type { TriggerRequest } from "../extensions/contract.js";
 
 /**
  * What an MQTT trigger asks for. The payload is untrusted (anyone who can publish on the broker

@@ -1,11 +1,11 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { Config } from "../config.js";
-import type { Logger } from "../log.js";
-import { createFtpStore } from "./ftp.js";
+import type { Config } from "../config/load.js";
+import type { Logger } from "../util/log.js";
 import { createLocalStore } from "./local.js";
-import { createSftpStore } from "./sftp.js";
-import type { Store } from "./store.js";
+import { createFtpStore } from "./source/ftp.js";
+import type { Store } from "./types.js";
+import { createSftpStore } from "./vault/sftp/sftp.js";
 
 /** The camera's media root. */
 export function createSource(config: Config, logger: Logger): Store {

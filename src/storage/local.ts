@@ -4,7 +4,7 @@ import { mkdir, readdir, rename, rm, stat } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import type { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { partName, type Store, type StoreEntry, type WriteResult } from "./store.js";
+import { partName, type Store, type StoreEntry, type WriteResult } from "./types.js";
 
 /** A folder on this machine: the embedded default for both source and vault. */
 export function createLocalStore(root: string, opts: { fileMode?: number } = {}): Store {

@@ -13,7 +13,7 @@ import {
   encryptStream,
   loadIdentity,
   writeNewIdentity,
-} from "../../src/crypto/age.js";
+} from "../../src/crypto/age/age.js";
 import { ageCliDecrypt, ageKeygenRecipient } from "../harness/age.js";
 import { tempDir } from "../harness/files.js";
 

@@ -13,7 +13,7 @@ import {
   fernetEncrypt,
   loadFernetKeyFile,
   looksLikeFernet,
-} from "../../src/crypto/fernet.js";
+} from "../../src/crypto/fernet/fernet.js";
 import { sha256, tempDir } from "../harness/files.js";
 import { PYTHON } from "../harness/python.js";
 

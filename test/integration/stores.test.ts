@@ -9,14 +9,18 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import { createFtpStore, type FtpStoreOptions, parseListTime } from "../../src/storage/ftp.js";
+import {
+  createFtpStore,
+  type FtpStoreOptions,
+  parseListTime,
+} from "../../src/storage/source/ftp.js";
+import { PART_PATTERN, type Store } from "../../src/storage/types.js";
 import {
   createSftpStore,
   HostKeyMismatchError,
   hostKeyFingerprint,
   type SftpStoreOptions,
-} from "../../src/storage/sftp.js";
-import { PART_PATTERN, type Store } from "../../src/storage/store.js";
+} from "../../src/storage/vault/sftp/sftp.js";
 import { sha256, tempDir, walk } from "../harness/files.js";
 import { type FtpServer, pseudoRandomBytes, startFtpServer } from "../harness/ftp.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";

@@ -3,8 +3,8 @@ import { Readable } from "node:stream";
 import { inflateSync } from "node:zlib";
 import * as vectors from "cctv-age";
 import { describe, expect, it } from "vitest";
-import { AgeError, decryptStream } from "../../src/crypto/age.js";
-import { parseHeader } from "../../src/crypto/ageFormat.js";
+import { AgeError, decryptStream } from "../../src/crypto/age/age.js";
+import { parseHeader } from "../../src/crypto/age/format.js";
 
 /**
  * The official age conformance vectors (C2SP CCTV, npm `cctv-age`): every one that concerns

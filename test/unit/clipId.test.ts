@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { isDate, parseClipId, remotePathOf, tryParseClipId } from "../../src/clipId.js";
+import { isDate, parseClipId, remotePathOf, tryParseClipId } from "../../src/clips/clipId.js";
 
 const EXT = [".mp4", ".avi", ".mkv", ".mov"];
 

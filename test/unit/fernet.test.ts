@@ -12,7 +12,7 @@ import {
   fernetEncrypt,
   looksLikeFernet,
   parseFernetKey,
-} from "../../src/crypto/fernet.js";
+} from "../../src/crypto/fernet/fernet.js";
 
 /** The official vectors, copied verbatim from github.com/fernet/spec. */
 function vectors<T>(name: string): T[] {

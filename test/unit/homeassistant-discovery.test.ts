@@ -13,7 +13,7 @@ import {
   MAX_STATE_LENGTH,
   vaultEvent,
   vaultState,
-} from "../../src/homeassistant/discovery.js";
+} from "../../src/extensions/homeassistant/discovery.js";
 
 /*
  * The keys Home Assistant's MQTT platforms accept, written down from its documentation

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { planSync, type SourceClip } from "../../src/plan.js";
+import { planSync, type SourceClip } from "../../src/backup/plan.js";
 
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
 const clip = (id: string, size: number, ageSeconds: number): SourceClip => ({

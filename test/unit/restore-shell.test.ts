@@ -1,12 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { Vault } from "../../src/app.js";
-import { fernetEncrypt, parseFernetKey } from "../../src/crypto/fernet.js";
-import { legacyPlainSize } from "../../src/legacy.js";
-import type { ClipRecord } from "../../src/manifest.js";
-import { parseSelection, SelectionError } from "../../src/restore.js";
-import { splitWords } from "../../src/shell/args.js";
-import { ShellSession } from "../../src/shell/session.js";
-import { ClipTree } from "../../src/shell/tree.js";
+import type { Vault } from "../../src/app/vault.js";
+import { splitWords } from "../../src/cli/shell/args.js";
+import { ShellSession } from "../../src/cli/shell/session.js";
+import { ClipTree } from "../../src/cli/shell/tree.js";
+import { fernetEncrypt, parseFernetKey } from "../../src/crypto/fernet/fernet.js";
+import type { ClipRecord } from "../../src/manifest/manifest.js";
+import { legacyPlainSize } from "../../src/restore/importLegacy.js";
+import { parseSelection, SelectionError } from "../../src/restore/restore.js";
 
 const clip = (id: string): ClipRecord => {
   const parts = id.split("/");

@@ -1,0 +1,179 @@
+import { resolve } from "node:path";
+import type { Command } from "commander";
+import type { Vault } from "../../app/vault.js";
+import { InvalidClipIdError } from "../../clips/clipId.js";
+import { isInteractive } from "../../config/load.js";
+import {
+  AmbiguousClipError,
+  localPathOf,
+  parseSelection,
+  type RestoreItem,
+  type RestoreManyHooks,
+  type RestoreManySummary,
+  restoreMany,
+  type Selection,
+  SelectionError,
+  selectClips,
+} from "../../restore/restore.js";
+import { formatBytes } from "../../util/format.js";
+import { EXIT_FAILED, EXIT_OK, UsageError, withVault } from "../context.js";
+import { ClipProgressBar } from "../progress.js";
+
+/** `--jobs N`: 1..16, default sync.concurrency. */
+export function parseJobs(value: string | undefined, vault: Vault): number {
+  if (value === undefined) return vault.loaded.config.sync.concurrency;
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 1 || n > 16) {
+    throw new UsageError(`--jobs: "${value}" is not a whole number from 1 to 16`);
+  }
+  return n;
+}
+
+/** A terminal progress bar for a restore (files and bytes), on stderr. */
+export function restoreProgress(items: readonly RestoreItem[]): {
+  hooks: RestoreManyHooks;
+  stop(): void;
+} {
+  const bar = new ClipProgressBar();
+  bar.start(
+    items.length,
+    items.reduce((n, i) => n + i.clip.size, 0),
+  );
+  return {
+    hooks: {
+      onBytes: (item, n) => bar.progress(item.clip.id, n),
+      onDone: (item) => bar.done(item.clip.id, item.clip.size),
+    },
+    stop: () => bar.stop(),
+  };
+}
+
+/** One line per clip for logs and pipes (no bar there). */
+export function restoreLines(out: NodeJS.WritableStream): RestoreManyHooks {
+  return {
+    onDone(item, o) {
+      if (o.status === "restored") {
+        const check = o.result.verified ? "sha256 verified" : "HMAC checked, no sha256 recorded";
+        out.write(`restored ${item.outFile} (${formatBytes(o.result.size)}, ${check})\n`);
+      } else if (o.status === "skipped") {
+        out.write(
+          o.why === "identical"
+            ? `already there: ${item.outFile}\n`
+            : `kept ${item.outFile} (legacy clip without a checksum to compare; --force replaces it)\n`,
+        );
+      }
+    },
+  };
+}
+
+/** Failures on stderr, whatever else is shown. */
+function reportFailures(summary: RestoreManySummary): void {
+  for (const o of summary.outcomes) {
+    if (o.status === "failed") process.stderr.write(`failed: ${o.error}\n`);
+  }
+}
+
+/** Ctrl-C stops the restore cleanly: clips under way are dropped, none is left half-written. */
+export function abortOnSigint(): { signal: AbortSignal; dispose(): void } {
+  const ac = new AbortController();
+  const onSigint = () => ac.abort();
+  process.once("SIGINT", onSigint);
+  return { signal: ac.signal, dispose: () => process.off("SIGINT", onSigint) };
+}
+
+export function registerRestore(program: Command): void {
+  program
+    .command("restore <target>")
+    .description(
+      "download, decrypt and verify clips into a folder, in the vault's layout: a clip id, a day YYYY-MM-DD, a range FROM..TO, or all",
+    )
+    .option("-o, --out <dir>", "output folder", "./restored")
+    .option("--camera <camera>", "only this camera")
+    .option("-j, --jobs <n>", "clips at a time (default: sync.concurrency)")
+    .option("--force", "replace files in the output folder that differ from the backup")
+    .option("--json", "print the summary as JSON")
+    .action(
+      async (
+        target: string,
+        opts: { out: string; camera?: string; jobs?: string; force?: boolean; json?: boolean },
+        cmd: Command,
+      ) => {
+        await withVault(cmd, async (vault) => {
+          const jobs = parseJobs(opts.jobs, vault);
+          let selection: Selection;
+          try {
+            selection = parseSelection(target);
+          } catch (err) {
+            if (err instanceof SelectionError) throw new UsageError(err.message);
+            throw err;
+          }
+          let clips: Awaited<ReturnType<typeof selectClips>>;
+          try {
+            clips = await selectClips(vault, selection, { camera: opts.camera });
+          } catch (err) {
+            if (err instanceof InvalidClipIdError || err instanceof AmbiguousClipError) {
+              throw new UsageError(err.message);
+            }
+            throw err;
+          }
+          if (clips.length === 0) {
+            process.stderr.write(
+              `no clips in the vault match ${target}${opts.camera ? ` for camera ${opts.camera}` : ""}\n`,
+            );
+            return EXIT_FAILED;
+          }
+          const outDir = resolve(opts.out);
+          const items = clips.map((clip) => ({ clip, outFile: localPathOf(outDir, clip) }));
+          const bar = isInteractive() && !opts.json ? restoreProgress(items) : undefined;
+          const interrupt = abortOnSigint();
+          let summary: RestoreManySummary;
+          try {
+            summary = await restoreMany(vault, items, {
+              jobs,
+              force: opts.force,
+              signal: interrupt.signal,
+              hooks: bar?.hooks ?? (opts.json ? {} : restoreLines(process.stdout)),
+            });
+          } finally {
+            bar?.stop();
+            interrupt.dispose();
+          }
+          reportFailures(summary);
+          if (opts.json) {
+            process.stdout.write(
+              `${JSON.stringify(
+                {
+                  out: outDir,
+                  restored: summary.restored,
+                  skipped: summary.skipped,
+                  failed: summary.failed,
+                  bytes: summary.bytes,
+                  clips: summary.outcomes.map((o) => ({
+                    id: o.id,
+                    path: o.path,
+                    status: o.status,
+                    ...(o.status === "restored"
+                      ? {
+                          size: o.result.size,
+                          sha256: o.result.sha256,
+                          verified: o.result.verified,
+                        }
+                      : o.status === "failed"
+                        ? { error: o.error }
+                        : { why: o.why }),
+                  })),
+                },
+                null,
+                2,
+              )}\n`,
+            );
+          } else {
+            process.stdout.write(
+              `restored ${summary.restored} clip(s), ${formatBytes(summary.bytes)}, into ${outDir}; ${summary.skipped} already there; ${summary.failed} failed\n`,
+            );
+          }
+          return summary.failed > 0 ? EXIT_FAILED : EXIT_OK;
+        });
+      },
+    );
+}

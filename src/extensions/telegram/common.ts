@@ -1,0 +1,150 @@
+import { createHash } from "node:crypto";
+import { type Api, GrammyError, HttpError } from "grammy";
+import type { Vault } from "../../app/vault.js";
+import { isDate, stripControl } from "../../clips/clipId.js";
+import type { Config } from "../../config/load.js";
+import type { ClipRecord } from "../../manifest/manifest.js";
+import type { Logger } from "../../util/log.js";
+import { errorMessage } from "../../util/log.js";
+import type { TriggerQueue } from "../contract.js";
+
+/** What every command group of the bot needs. */
+export interface BotDeps {
+  vault: Vault;
+  queue: TriggerQueue;
+  log: Logger;
+  config: Config["telegram"];
+  /** Long work (restores, syncs) runs here, so no update handler waits for it. */
+  tasks: Tasks;
+  /** At most this many restores at once: each holds a decrypted clip in a temp file. */
+  restores: Limiter;
+  /** An error as one line that is safe to log or show: never the token, never a request URL. */
+  describe(err: unknown): string;
+}
+
+/** grammY's Node types name an old AbortSignal polyfill; the native signal works the same. */
+export type ApiSignal = NonNullable<Parameters<Api["getMe"]>[0]>;
+export const apiSignal = (signal: AbortSignal): ApiSignal => signal as unknown as ApiSignal;
+
+/** Bytes a clip may have to be sent: telegram.maxUploadMB (the cloud Bot API takes 50 MB). */
+export function uploadLimitBytes(config: Config["telegram"]): number {
+  return Math.floor(config.maxUploadMB * 1024 * 1024);
+}
+
+/**
+ * An error as text without secrets. grammY's HttpError hides the token in its message, but the
+ * error it wraps carries the request URL (with the token): only its code is used here.
+ */
+export function describeError(err: unknown, token: string): string {
+  let text: string;
+  if (err instanceof GrammyError) text = `${err.method}: ${err.error_code} ${err.description}`;
+  else if (err instanceof HttpError) {
+    const code = (err.error as { code?: unknown } | undefined)?.code;
+    text = typeof code === "string" ? `${err.message} (${code})` : err.message;
+  } else text = errorMessage(err);
+  return redact(text, token);
+}
+
+export function redact(text: string, token: string): string {
+  return token ? text.split(token).join("[token]") : text;
+}
+
+const INVISIBLE = /[\u00AD\u061C\u200B-\u200F\u202A-\u202E\u2060-\u2069\uFEFF]/gu;
+
+/** User input made safe to echo back: no control, bidi or zero-width characters; short. */
+export function quote(input: string, max = 80): string {
+  const chars = Array.from(stripControl(input).replace(INVISIBLE, "?"));
+  return chars.length > max ? `${chars.slice(0, max - 1).join("")}…` : chars.join("");
+}
+
+/** Today's date where the cameras are (motionEye names its folders in local time). */
+export function today(now = new Date()): string {
+  const p = (n: number) => String(n).padStart(2, "0");
+  return `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}`;
+}
+
+/**
+ * Telegram allows 64 bytes of callback data, too few for a clip id: a button names its clip by
+ * date and a short hash of the id, resolved against that day's manifest when tapped (so buttons
+ * keep working after a restart and never carry a path).
+ */
+export function clipKey(id: string): string {
+  return createHash("sha256").update(id).digest("base64url").slice(0, 10);
+}
+
+export function restoreData(clip: Pick<ClipRecord, "id" | "date">): string {
+  return `r:${clip.date}:${clipKey(clip.id)}`;
+}
+
+export const RESTORE_DATA = /^r:(\d{4}-\d{2}-\d{2}):([A-Za-z0-9_-]{10})$/;
+
+export async function resolveRestoreData(
+  vault: Vault,
+  date: string,
+  key: string,
+): Promise<ClipRecord | undefined> {
+  if (!isDate(date)) return undefined;
+  const matches = (await vault.manifest.listDate(date)).filter((c) => clipKey(c.id) === key);
+  return matches.length === 1 ? matches[0] : undefined;
+}
+
+/** Background work that the bot's stop() can abort and wait for. */
+export class Tasks {
+  private readonly running = new Set<Promise<void>>();
+  private readonly abort = new AbortController();
+
+  constructor(private readonly log: Logger) {}
+
+  get signal(): AbortSignal {
+    return this.abort.signal;
+  }
+
+  spawn(name: string, work: (signal: AbortSignal) => Promise<void>): void {
+    if (this.abort.signal.aborted) return;
+    const task: Promise<void> = work(this.abort.signal)
+      .catch((err: unknown) => {
+        // Handlers report their own failures to the chat; this is the last line of defence.
+        this.log.error({ task: name, err: errorMessage(err) }, "telegram task failed");
+      })
+      .finally(() => this.running.delete(task));
+    this.running.add(task);
+  }
+
+  /** Aborts everything and waits (at most timeoutMs) for the tasks to notice. */
+  async stop(timeoutMs: number): Promise<void> {
+    this.abort.abort();
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.allSettled([...this.running]),
+      new Promise<void>((resolve) => {
+        timer = setTimeout(resolve, timeoutMs);
+      }),
+    ]);
+    clearTimeout(timer);
+  }
+}
+
+/** A counting semaphore. */
+export class Limiter {
+  private active = 0;
+  private readonly waiting: Array<() => void> = [];
+
+  constructor(private readonly max: number) {}
+
+  /** How many callers are waiting already; 0 with a free slot. */
+  get ahead(): number {
+    return this.active >= this.max ? this.waiting.length + 1 : 0;
+  }
+
+  async run<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
+    else this.active++;
+    try {
+      return await fn();
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next();
+      else this.active--;
+    }
+  }
+}

@@ -1,0 +1,42 @@
+import type { Extension, ExtensionContext } from "../contract.js";
+import { TelegramBot } from "./bot.js";
+import { type BotDeps, describeError, Limiter, Tasks } from "./common.js";
+
+/** Restores at once: each holds a decrypted clip (up to maxUploadMB) in a temp file. */
+const PARALLEL_RESTORES = 2;
+
+/**
+ * The Telegram bot as an extension of `serve`; undefined when telegram.token is unset.
+ * Starting it never waits for Telegram, and a broken bot never takes the sync down.
+ */
+export function createTelegramExtension(ctx: ExtensionContext): Extension | undefined {
+  const config = ctx.vault.loaded.config.telegram;
+  const token = config.token;
+  if (!token) return undefined;
+  const log = ctx.logger.child({ ext: "telegram" });
+  const deps: BotDeps = {
+    vault: ctx.vault,
+    queue: ctx.queue,
+    log,
+    config,
+    tasks: new Tasks(log),
+    restores: new Limiter(PARALLEL_RESTORES),
+    describe: (err) => describeError(err, token),
+  };
+  let bot: TelegramBot | undefined;
+  return {
+    name: "telegram",
+    async start() {
+      if (config.allowedChatIds.length === 0) {
+        log.warn(
+          "telegram.allowedChatIds is empty: the bot refuses every chat (its refusal names the chat id to add)",
+        );
+      }
+      bot = new TelegramBot(deps, token);
+      bot.start();
+    },
+    async stop() {
+      await bot?.stop();
+    },
+  };
+}

@@ -1,0 +1,116 @@
+import { type Api, InlineKeyboard, InputFile } from "grammy";
+import type { Store } from "../../storage/types.js";
+import { clipTime, formatBytes } from "../../util/format.js";
+import { apiSignal, type BotDeps, quote, restoreData } from "./common.js";
+
+/** A thumbnail bigger than this is not a motionEye frame: skip it (photos may be 10 MB). */
+const MAX_THUMB_BYTES = 5 * 1024 * 1024;
+/** Per run, one message per clip up to this many; the rest are summed up at the end. */
+export const MAX_CLIP_NOTES_PER_RUN = 10;
+
+/** Reads `<clip>.thumb` from the source, or undefined when there is none (or it is odd). */
+async function readThumb(source: Store, clipId: string): Promise<Buffer | undefined> {
+  const path = `${clipId}.thumb`;
+  const entry = await source.stat(path).catch(() => undefined);
+  if (entry?.kind !== "file" || entry.size === 0 || entry.size > MAX_THUMB_BYTES) {
+    return undefined;
+  }
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const chunk of await source.read(path)) {
+      size += (chunk as Buffer).length;
+      if (size > MAX_THUMB_BYTES) return undefined;
+      chunks.push(chunk as Buffer);
+    }
+    return Buffer.concat(chunks);
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Opt-in notifications to every allowed chat (telegram.notify): a failed run, once per distinct
+ * error until a run succeeds again, and each new clip with motionEye's thumbnail and a Restore
+ * button. Messages go out one at a time, in order. Returns the function that stops listening.
+ */
+export function startNotifications(deps: BotDeps, api: Api): () => void {
+  const { vault, config, log } = deps;
+  const chats = config.allowedChatIds;
+  const stop = deps.tasks.signal;
+  const signal = apiSignal(stop);
+  const offs: Array<() => void> = [];
+  let outbox: Promise<void> = Promise.resolve();
+
+  const enqueue = (what: string, send: (chatId: number) => Promise<unknown>) => {
+    outbox = outbox.then(async () => {
+      for (const chatId of chats) {
+        if (stop.aborted) return;
+        await send(chatId).catch((err: unknown) => {
+          log.warn({ chatId, err: deps.describe(err) }, `telegram: could not send ${what}`);
+        });
+      }
+    });
+  };
+
+  if (config.notify.failures) {
+    let lastError: string | undefined;
+    const failed = (error: string) => {
+      if (error === lastError) return;
+      lastError = error;
+      enqueue("a failure notice", (chatId) =>
+        api.sendMessage(chatId, `Backup failed: ${quote(error, 500)}`, {}, signal),
+      );
+    };
+    offs.push(vault.events.on("syncFailed", (e) => failed(e.error)));
+    offs.push(
+      vault.events.on("syncFinished", (run) => {
+        if (run.error) failed(run.error);
+        else lastError = undefined;
+      }),
+    );
+  }
+
+  if (config.notify.clips) {
+    const perRun = new Map<string, number>();
+    offs.push(
+      vault.events.on("clipBackedUp", (clip) => {
+        const n = (perRun.get(clip.runId) ?? 0) + 1;
+        perRun.set(clip.runId, n);
+        if (n > MAX_CLIP_NOTES_PER_RUN) return;
+        const time = clipTime(clip.id.split("/").pop() ?? "");
+        // Captions may have 1024 characters; clip ids are usually far shorter.
+        const caption = `New clip: ${quote(clip.camera, 60)} ${clip.date} ${time} · ${formatBytes(clip.size)}\n${quote(clip.id, 900)}`;
+        const markup = new InlineKeyboard().text("Restore", restoreData(clip));
+        // Read the thumbnail once, now: motionEye may clean it up later.
+        const thumb = readThumb(vault.source, clip.id);
+        enqueue("a clip notice", async (chatId) => {
+          const photo = await thumb;
+          return photo
+            ? api.sendPhoto(
+                chatId,
+                new InputFile(photo, "thumb.jpg"),
+                { caption, reply_markup: markup },
+                signal,
+              )
+            : api.sendMessage(chatId, caption, { reply_markup: markup }, signal);
+        });
+      }),
+    );
+    const runEnded = (runId: string) => {
+      const more = (perRun.get(runId) ?? 0) - MAX_CLIP_NOTES_PER_RUN;
+      perRun.delete(runId);
+      if (more > 0) {
+        enqueue("a clip summary", (chatId) =>
+          api.sendMessage(chatId, `…and ${more} more new clip(s): /list shows them.`, {}, signal),
+        );
+      }
+    };
+    offs.push(vault.events.on("syncFinished", (run) => runEnded(run.runId)));
+    offs.push(vault.events.on("syncFailed", (e) => runEnded(e.runId)));
+  }
+
+  return () => {
+    for (const off of offs) off();
+  };
+}

@@ -1,0 +1,49 @@
+import { Composer, type Context } from "grammy";
+import { statusSnapshot } from "../../cli/commands/status.js";
+import { formatBytes, isoSeconds } from "../../util/format.js";
+import { type BotDeps, quote } from "./common.js";
+
+/** The menu Telegram shows (setMyCommands) and /help's text. */
+export const COMMANDS = [
+  { command: "status", description: "last run, clips backed up, pending, last error" },
+  { command: "list", description: "clips of a day: /list [YYYY-MM-DD], default today" },
+  { command: "restore", description: "send a clip: /restore <clip id>" },
+  { command: "sync", description: "back up new clips now" },
+  { command: "help", description: "what this bot does" },
+] as const;
+
+const HELP = [
+  "motionEye Vault: your camera clips, backed up and encrypted.",
+  "",
+  "/status: last run, clips backed up, pending, last error, next run",
+  "/list [YYYY-MM-DD]: the day's clips (default today); tap one to get it here",
+  "/restore <clip id>: send a clip, e.g. /restore Camera1/2024-05-01/12-00-00.mp4 (or 2024-05-01/12-00-00.mp4 when that name is unique)",
+  "/sync: back up new clips now",
+].join("\n");
+
+const time = (iso: string | undefined | null) => (iso ? isoSeconds(Date.parse(iso)) : "never");
+
+/** The text of /status: what `motioneye-vault status` says, plus what only serve knows. */
+export function statusText(deps: Pick<BotDeps, "vault" | "queue">): string {
+  const st = statusSnapshot(deps.vault);
+  const { queue } = deps;
+  const run = st.lastRun;
+  const next = queue.nextScheduledRun();
+  return [
+    `motionEye Vault: ${queue.running ? "syncing now" : "idle"}${queue.paused ? " (backups paused)" : ""}`,
+    `backed up: ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}`,
+    `pending: ${st.pending}`,
+    `last run: ${run ? `${time(run.finishedAt)} (${run.trigger}): ${run.uploaded} uploaded, ${run.failed} failed` : "never"}`,
+    `last success: ${time(st.lastSuccessAt)}`,
+    `last clip: ${st.lastClip ? `${st.lastClip.id} at ${time(st.lastClip.at)}` : "none"}`,
+    `last error: ${st.lastError ? `${quote(st.lastError.message, 500)} (${time(st.lastError.at)})` : "none"}`,
+    `next scheduled run: ${next ? isoSeconds(next.getTime()) : "none scheduled"}`,
+  ].join("\n");
+}
+
+export function statusComposer(deps: BotDeps): Composer<Context> {
+  const composer = new Composer<Context>();
+  composer.command("status", (ctx) => ctx.reply(statusText(deps)));
+  composer.command(["help", "start"], (ctx) => ctx.reply(HELP));
+  return composer;
+}

@@ -1,0 +1,213 @@
+import { mkdir, readdir } from "node:fs/promises";
+import { join } from "node:path";
+import { Low } from "lowdb";
+import { DataFile } from "lowdb/node";
+import { isDate } from "../clips/clipId.js";
+import type { RunSummary } from "../util/events.js";
+
+/**
+ * The record of every clip in the vault, in lowdb.
+ *
+ * Sharded by day: `manifest/<date>.json` holds that day's clips, `state.json` the totals and run
+ * history. Recording one clip rewrites one day's shard and the small state file, so the cost stays
+ * flat whether the vault holds a thousand clips or a hundred thousand (see bench/manifest).
+ * lowdb writes through a temporary file and a rename, so a crash never leaves a torn file.
+ */
+
+export interface ClipRecord {
+  id: string;
+  camera: string;
+  date: string;
+  name: string;
+  /** Plaintext size in bytes. */
+  size: number;
+  mtimeMs: number;
+  /** sha256 of the plaintext, hex; absent for legacy clips imported without reading them. */
+  sha256?: string;
+  /** Path on the destination, relative to destination.path. */
+  remotePath: string;
+  remoteSize: number;
+  uploadedAt: string;
+  format: "age" | "fernet";
+}
+
+export interface Sighting {
+  size: number;
+  mtimeMs: number;
+  firstSeenMs: number;
+}
+
+interface StateDoc {
+  version: 1;
+  totals: { clips: number; bytes: number };
+  lastRun?: RunSummary;
+  lastSuccessAt?: string;
+  lastError?: { message: string; at: string };
+  lastClip?: { id: string; camera: string; at: string };
+  pending: number;
+  /** Clips seen on the source but not yet settled, to tell a growing file from a finished one. */
+  sightings: Record<string, Sighting>;
+  runs: RunSummary[];
+  /** Free-form persisted settings of extensions (e.g. Home Assistant's "Backups enabled"). */
+  settings: Record<string, unknown>;
+}
+
+interface ShardDoc {
+  clips: Record<string, ClipRecord>;
+}
+
+const MAX_RUNS = 50;
+
+function compactJson<T>(path: string): DataFile<T> {
+  return new DataFile<T>(path, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) });
+}
+
+export class Manifest {
+  private readonly shards = new Map<string, Low<ShardDoc>>();
+  private allLoaded = false;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly state: Low<StateDoc>,
+  ) {}
+
+  static async open(stateDir: string): Promise<Manifest> {
+    const dir = join(stateDir, "manifest");
+    await mkdir(dir, { recursive: true, mode: 0o700 });
+    const state = new Low<StateDoc>(compactJson(join(stateDir, "state.json")), emptyState());
+    await state.read();
+    state.data = { ...emptyState(), ...state.data };
+    const m = new Manifest(dir, state);
+    return m;
+  }
+
+  /** Drops cached data so another process's writes are seen (call after taking the run lock). */
+  async reload(): Promise<void> {
+    this.shards.clear();
+    this.allLoaded = false;
+    // Settings are written only by this process (serve's extensions); keep ours so a write in
+    // flight while we re-read is not lost.
+    const settings = this.state.data.settings;
+    await this.state.read();
+    this.state.data = { ...emptyState(), ...this.state.data };
+    this.state.data.settings = { ...this.state.data.settings, ...settings };
+  }
+
+  /** Run history, totals and the like (small; always loaded). */
+  get status(): Readonly<StateDoc> {
+    return this.state.data;
+  }
+
+  private async shard(date: string): Promise<Low<ShardDoc>> {
+    let s = this.shards.get(date);
+    if (!s) {
+      s = new Low<ShardDoc>(compactJson(join(this.dir, `${date}.json`)), { clips: {} });
+      await s.read();
+      this.shards.set(date, s);
+    }
+    return s;
+  }
+
+  /** Dates that have a shard, ascending. */
+  async dates(): Promise<string[]> {
+    const names = await readdir(this.dir).catch(() => [] as string[]);
+    return names
+      .filter((n) => n.endsWith(".json"))
+      .map((n) => n.slice(0, -5))
+      .filter(isDate)
+      .sort();
+  }
+
+  async get(id: string, date: string): Promise<ClipRecord | undefined> {
+    return (await this.shard(date)).data.clips[id];
+  }
+
+  async listDate(date: string): Promise<ClipRecord[]> {
+    return Object.values((await this.shard(date)).data.clips).sort(byId);
+  }
+
+  /** Every clip, loading every shard once. */
+  async all(): Promise<ClipRecord[]> {
+    const out: ClipRecord[] = [];
+    for (const date of await this.dates()) out.push(...(await this.listDate(date)));
+    this.allLoaded = true;
+    return out;
+  }
+
+  /** Records a clip whose encrypted copy is complete on the destination. */
+  async record(clip: ClipRecord): Promise<void> {
+    const s = await this.shard(clip.date);
+    const previous = s.data.clips[clip.id];
+    s.data.clips[clip.id] = clip;
+    await s.write();
+    const st = this.state.data;
+    st.totals.clips += previous ? 0 : 1;
+    st.totals.bytes += clip.size - (previous?.size ?? 0);
+    st.lastClip = { id: clip.id, camera: clip.camera, at: clip.uploadedAt };
+    delete st.sightings[clip.id];
+    await this.state.write();
+  }
+
+  async remove(id: string, date: string): Promise<ClipRecord | undefined> {
+    const s = await this.shard(date);
+    const previous = s.data.clips[id];
+    if (!previous) return undefined;
+    delete s.data.clips[id];
+    await s.write();
+    this.state.data.totals.clips -= 1;
+    this.state.data.totals.bytes -= previous.size;
+    await this.state.write();
+    return previous;
+  }
+
+  /** Recomputes totals from the shards (after a crash between a shard write and the state write). */
+  async reconcileTotals(): Promise<void> {
+    const all = await this.all();
+    const totals = { clips: all.length, bytes: all.reduce((n, c) => n + c.size, 0) };
+    const t = this.state.data.totals;
+    if (t.clips !== totals.clips || t.bytes !== totals.bytes) {
+      this.state.data.totals = totals;
+      await this.state.write();
+    }
+  }
+
+  async recordRun(
+    run: RunSummary,
+    sightings: Record<string, Sighting>,
+    opts: { complete: boolean },
+  ): Promise<void> {
+    const st = this.state.data;
+    st.lastRun = run;
+    st.pending = run.pending + run.failed;
+    if (opts.complete) st.sightings = sightings;
+    else Object.assign(st.sightings, sightings);
+    if (run.error) st.lastError = { message: run.error, at: run.finishedAt };
+    else st.lastSuccessAt = run.finishedAt;
+    st.runs = [run, ...st.runs].slice(0, MAX_RUNS);
+    await this.state.write();
+  }
+
+  async setSetting(key: string, value: unknown): Promise<void> {
+    this.state.data.settings[key] = value;
+    await this.state.write();
+  }
+
+  get loadedEverything(): boolean {
+    return this.allLoaded;
+  }
+}
+
+function emptyState(): StateDoc {
+  return {
+    version: 1,
+    totals: { clips: 0, bytes: 0 },
+    pending: 0,
+    sightings: {},
+    runs: [],
+    settings: {},
+  };
+}
+
+function byId(a: ClipRecord, b: ClipRecord): number {
+  return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+}

@@ -1,0 +1,592 @@
+/**
+ * The vault side: a Store over SFTP (ssh2-sftp-client on ssh2), e.g. an EC2 instance.
+ *
+ * - Host keys: a pinned `SHA256:` fingerprint must match; without one, trust on first use with
+ *   a known hosts file. A different key fails with HostKeyMismatchError, never silently.
+ * - One SSH connection, opened lazily and again after it was lost; ssh2 multiplexes
+ *   concurrent SFTP requests on it. Operations race the connection's loss, because ssh2 leaves
+ *   requests issued on a dead channel waiting forever.
+ * - Speed (see DESIGN.md): TCP_NODELAY, 1 MiB stream buffers; files are created 0600.
+ * - Uploads go to a `.part-<random>` name, are size-checked, then posix-renamed into place.
+ */
+import { createHash, randomBytes } from "node:crypto";
+import { appendFileSync, chmodSync, mkdirSync, readFileSync } from "node:fs";
+import { dirname, posix } from "node:path";
+import { PassThrough, Transform, type Writable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import SftpClient from "ssh2-sftp-client";
+import { errorMessage, type Logger, silentLogger } from "../../../util/log.js";
+import { partName, type Store, type StoreEntry, type WriteResult } from "../../types.js";
+import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./upload.js";
+
+export interface SftpStoreOptions {
+  host: string;
+  port: number;
+  username: string;
+  privateKey?: string | Buffer;
+  passphrase?: string;
+  password?: string;
+  /** Pinned host key fingerprint as `ssh-keygen -lf` prints it: `SHA256:...`. */
+  hostKey?: string;
+  /** Trust-on-first-use store (`[host]:port SHA256:...` lines), used when `hostKey` is not set. */
+  knownHostsFile: string;
+  /** Absolute directory on the server (destination.path); every store path is relative to it. */
+  root: string;
+  /**
+   * Connection (handshake + auth) timeout, and how long a connection may go without answering
+   * keepalives before it counts as lost (a server or network that stalled); default 30 s.
+   */
+  timeoutMs?: number;
+  logger?: Logger;
+}
+
+/** The server presented a host key other than the pinned or previously recorded one. */
+export class HostKeyMismatchError extends Error {
+  override readonly name = "HostKeyMismatchError";
+
+  constructor(
+    /** `host:port` */
+    readonly server: string,
+    readonly expected: string,
+    readonly presented: string,
+    /** Where `expected` came from: destination.hostKey, or the known hosts file. */
+    readonly source: "pinned" | "known-hosts",
+    readonly knownHostsFile?: string,
+  ) {
+    const from =
+      source === "pinned"
+        ? "pinned in destination.hostKey"
+        : `recorded on first use in ${knownHostsFile}`;
+    const fix =
+      source === "pinned"
+        ? `If the server's key really changed (e.g. the instance was rebuilt), set destination.hostKey to ${presented}`
+        : `If the server's key really changed (e.g. the instance was rebuilt), remove the line for ${knownHostLabel(server)} from ${knownHostsFile}, or pin the new key with destination.hostKey: ${presented}`;
+    super(
+      `host key mismatch for ${server}: expected ${expected} (${from}) but the server presented ${presented}. ` +
+        `This may be a man-in-the-middle attack; nothing was sent. ${fix} (check it first, e.g. with ssh-keyscan | ssh-keygen -lf -).`,
+    );
+  }
+}
+
+/** `SHA256:` + unpadded base64 of sha256(raw public key blob): what `ssh-keygen -lf` prints. */
+export function hostKeyFingerprint(key: Buffer): string {
+  return `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
+}
+
+/** Accepts "SHA256:abc", "SHA256:abc=" or a whole `ssh-keygen -lf` line; returns "SHA256:abc". */
+export function normalizeFingerprint(text: string): string | undefined {
+  const m = /SHA256:([A-Za-z0-9+/]+)=*/.exec(text);
+  return m ? `SHA256:${m[1]}` : undefined;
+}
+
+function knownHostLabel(server: string): string {
+  const i = server.lastIndexOf(":");
+  return `[${server.slice(0, i)}]:${server.slice(i + 1)}`;
+}
+
+/** Fingerprints recorded for `[host]:port` in an OpenSSH-like file of `[host]:port SHA256:...` lines. */
+function readKnownHosts(file: string, label: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
+    throw err;
+  }
+  const found: string[] = [];
+  for (const line of text.split("\n")) {
+    const [name, fp] = line.trim().split(/\s+/);
+    if (!name || name.startsWith("#") || name !== label || !fp) continue;
+    const normalized = normalizeFingerprint(fp);
+    if (normalized) found.push(normalized);
+  }
+  return found;
+}
+
+function recordKnownHost(file: string, label: string, fingerprint: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  appendFileSync(file, `${label} ${fingerprint}\n`, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/** The parts of ssh2's Client we touch (ssh2-sftp-client's typings do not expose `.client`). */
+interface RawSshClient {
+  setNoDelay(noDelay?: boolean): unknown;
+  setMaxListeners(n: number): unknown;
+  on(event: "close" | "end", listener: () => void): unknown;
+  end(): unknown;
+  /** ssh2's socket: its destroy() does nothing once end() was called, so we reach for this. */
+  _sock?: { destroy(): unknown };
+}
+
+/**
+ * One SSH connection and its SFTP channel. ssh2 does not fail SFTP requests issued after the
+ * connection broke (they wait forever for a reply), so every operation races `lost`.
+ */
+interface Live {
+  sftp: SftpClient;
+  raw: RawSshClient;
+  dead: boolean;
+  /** Why the connection is gone, once it is. */
+  lostError?: Error;
+  /** Called once when the connection is lost. */
+  onLost: Set<(err: Error) => void>;
+  /** Marks the connection gone (idempotent) and tells `onLost`. */
+  kill(reason: string): void;
+}
+
+// Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (README, Performance).
+const STREAM_HWM = 256 * 1024;
+
+function errCode(err: unknown): unknown {
+  return typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
+}
+
+/** SFTP "no such file" (status 2) as ssh2 and ssh2-sftp-client report it. */
+function isNotFound(err: unknown): boolean {
+  const code = errCode(err);
+  return code === 2 || code === "ENOENT";
+}
+
+/** Calls `cb` when the connection is lost (at once if it is); returns the unsubscribe. */
+function whenLost(live: Live, cb: (err: Error) => void): () => void {
+  if (live.dead) {
+    const err = live.lostError ?? new Error("connection lost");
+    queueMicrotask(() => cb(err));
+    return () => {};
+  }
+  live.onLost.add(cb);
+  return () => live.onLost.delete(cb);
+}
+
+/** `work`, unless the connection is lost first. */
+function raceLost<T>(live: Live, work: Promise<T>): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const off = whenLost(live, reject);
+    work.then(
+      (value) => {
+        off();
+        resolve(value);
+      },
+      (err: unknown) => {
+        off();
+        reject(err);
+      },
+    );
+  });
+}
+
+export function createSftpStore(opts: SftpStoreOptions): Store {
+  const logger = opts.logger ?? silentLogger;
+  const server = `${opts.host}:${opts.port}`;
+  const label = knownHostLabel(server);
+  const root = opts.root === "/" ? "" : opts.root.replace(/\/+$/, "");
+  const description = `sftp://${opts.username}@${server}${root || "/"}`;
+  let pinned: string | undefined;
+  if (opts.hostKey !== undefined && opts.hostKey.trim() !== "") {
+    pinned = normalizeFingerprint(opts.hostKey);
+    if (!pinned) {
+      throw new Error(
+        `${description}: destination.hostKey must be a SHA256 fingerprint like "SHA256:..." (as ssh-keygen -lf prints it), got ${JSON.stringify(opts.hostKey)}`,
+      );
+    }
+  }
+
+  /** Server path for a store path. Plain concatenation: `..` is never resolved here. */
+  const abs = (path: string): string => {
+    const rel = path.replace(/^\/+/, "").replace(/\/+$/, "");
+    if (rel === "" || rel === ".") return root || "/";
+    return `${root}/${rel}`;
+  };
+
+  const secrets = [opts.password, opts.passphrase].filter(
+    (s): s is string => typeof s === "string" && s.length >= 3,
+  );
+  const fail = (op: string, serverPath: string, err: unknown): Error => {
+    if (err instanceof HostKeyMismatchError) return err;
+    let msg = errorMessage(err);
+    for (const s of secrets) msg = msg.split(s).join("***");
+    const e = new Error(`${description}: ${op} ${serverPath} failed: ${msg}`);
+    if (isNotFound(err)) (e as NodeJS.ErrnoException).code = "ENOENT";
+    return e;
+  };
+
+  let live: Live | undefined;
+  let opening: Promise<Live> | undefined;
+  // Bumped by close(): an upload that fails after its store was closed does not reconnect to
+  // clean up (that connection would keep a finished process alive); the next sync sweeps it.
+  let generation = 0;
+  const timeoutMs = opts.timeoutMs ?? 30_000;
+
+  async function open(): Promise<Live> {
+    let lastError = "";
+    const kill = (reason: string) => {
+      if (state.dead) return;
+      state.dead = true;
+      const err = new Error(`connection lost (${lastError || reason})`);
+      state.lostError = err;
+      const listeners = [...state.onLost];
+      state.onLost.clear();
+      for (const cb of listeners) cb(err);
+    };
+    // Our own callbacks: the library's defaults print "Global ... listener" lines to stdout.
+    const sftp = new SftpClient("motioneye-vault", {
+      error: (err: unknown) => {
+        lastError = errorMessage(err);
+        logger.debug({ server, err: lastError }, "sftp connection error");
+        kill(lastError);
+      },
+      end: () => kill("closed by the server"),
+      close: () => kill("closed"),
+    });
+    // Reaching into the wrapped ssh2 Client: the typings do not declare this public field.
+    const raw = (sftp as unknown as { client: RawSshClient }).client;
+    const state: Live = { sftp, raw, dead: false, onLost: new Set(), kill };
+    // Every concurrent ssh2-sftp-client call adds temporary listeners.
+    raw.setMaxListeners(200);
+    // ssh2-sftp-client's own handlers skip events it considers handled: listen directly too.
+    raw.on("close", () => kill("closed"));
+    raw.on("end", () => kill("closed by the server"));
+
+    let refusal: Error | undefined;
+    const hostVerifier = (key: Buffer): boolean => {
+      const presented = hostKeyFingerprint(key);
+      if (pinned) {
+        if (presented === pinned) return true;
+        refusal = new HostKeyMismatchError(server, pinned, presented, "pinned");
+        return false;
+      }
+      try {
+        const known = readKnownHosts(opts.knownHostsFile, label);
+        if (known.length > 0) {
+          if (known.includes(presented)) return true;
+          refusal = new HostKeyMismatchError(
+            server,
+            known.join(" or "),
+            presented,
+            "known-hosts",
+            opts.knownHostsFile,
+          );
+          return false;
+        }
+        recordKnownHost(opts.knownHostsFile, label, presented);
+      } catch (err) {
+        refusal = new Error(
+          `cannot use the known hosts file ${opts.knownHostsFile}: ${errorMessage(err)}; refusing host key ${presented}`,
+        );
+        return false;
+      }
+      logger.warn(
+        { server, fingerprint: presented, knownHostsFile: opts.knownHostsFile },
+        `trusting new host key ${presented} for ${server} (first use); pin it with destination.hostKey`,
+      );
+      return true;
+    };
+
+    try {
+      await sftp.connect({
+        host: opts.host,
+        port: opts.port,
+        username: opts.username,
+        privateKey: opts.privateKey,
+        passphrase: opts.passphrase,
+        password: opts.password,
+        readyTimeout: timeoutMs,
+        // A silently dead network (no RST) or a stalled server is noticed within timeoutMs:
+        // four unanswered keepalives (any packet from the server resets the count).
+        keepaliveInterval: Math.max(250, Math.round(timeoutMs / 4)),
+        keepaliveCountMax: 3,
+        hostVerifier,
+      });
+    } catch (err) {
+      kill("connect failed");
+      raw.end();
+      // ssh2 only says "Host denied (verification failed)": say what happened instead.
+      throw refusal ?? err;
+    }
+    // ssh2 leaves Nagle on and every SFTP request waits for its reply: ~80x slower without this.
+    raw.setNoDelay(true);
+    logger.debug({ server }, "sftp connected");
+    return state;
+  }
+
+  /** The live connection, (re)connecting when there is none or it was lost. */
+  function connection(): Promise<Live> {
+    if (live && !live.dead) return Promise.resolve(live);
+    if (!opening) {
+      const p = open();
+      opening = p;
+      p.then(
+        (l) => {
+          live = l;
+          opening = undefined;
+        },
+        () => {
+          opening = undefined;
+        },
+      );
+    }
+    return opening;
+  }
+
+  /** Runs `fn` on the live connection; fails at once if the connection is lost meanwhile. */
+  async function withSftp<T>(fn: (sftp: SftpClient, live: Live) => Promise<T>): Promise<T> {
+    const l = await connection();
+    return raceLost(l, fn(l.sftp, l));
+  }
+
+  async function statRaw(
+    sftp: SftpClient,
+    path: string,
+  ): Promise<SftpClient.FileStats | undefined> {
+    try {
+      return await sftp.stat(path);
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** mkdir -p that tolerates other writers creating the same directories at the same time. */
+  async function mkdirpRaced(sftp: SftpClient, dir: string): Promise<void> {
+    const missing: string[] = [];
+    for (let cur = dir; cur !== "/" && cur !== "." && cur !== ""; cur = posix.dirname(cur)) {
+      const st = await statRaw(sftp, cur);
+      if (st?.isDirectory) break;
+      if (st) throw new Error(`${cur} exists and is not a directory`);
+      missing.unshift(cur);
+    }
+    for (const d of missing) {
+      try {
+        await sftp.mkdir(d, false);
+      } catch (err) {
+        // OpenSSH answers a plain FAILURE when it already exists (another writer made it).
+        if (!(await statRaw(sftp, d))?.isDirectory) throw err;
+      }
+    }
+  }
+
+  // Concurrent uploads into one new folder share a single mkdir -p.
+  const mkdirs = new Map<string, Promise<void>>();
+  function mkdirp(sftp: SftpClient, dir: string): Promise<void> {
+    let p = mkdirs.get(dir);
+    if (!p) {
+      p = mkdirpRaced(sftp, dir).finally(() => mkdirs.delete(dir));
+      mkdirs.set(dir, p);
+    }
+    return p;
+  }
+
+  /** Atomic replace with posix-rename@openssh.com; plain SFTP rename refuses an existing target. */
+  async function renameReplacing(sftp: SftpClient, from: string, to: string): Promise<void> {
+    try {
+      await sftp.posixRename(from, to);
+      return;
+    } catch (err) {
+      if (!/does not support/i.test(errorMessage(err))) throw err;
+    }
+    if (await statRaw(sftp, to)) await sftp.delete(to, true);
+    await sftp.rename(from, to);
+  }
+
+  function toEntry(name: string, st: SftpClient.FileStats): StoreEntry | undefined {
+    if (st.isDirectory) return { name, kind: "dir", size: 0, mtimeMs: st.modifyTime };
+    if (st.isFile) return { name, kind: "file", size: st.size, mtimeMs: st.modifyTime };
+    return undefined;
+  }
+
+  const store: Store = {
+    description,
+
+    async list(dir) {
+      const remote = abs(dir);
+      try {
+        return await withSftp(async (sftp) => {
+          let items: SftpClient.FileInfo[];
+          try {
+            items = await sftp.list(remote);
+          } catch (err) {
+            if (isNotFound(err)) return [];
+            throw err;
+          }
+          const entries: StoreEntry[] = [];
+          for (const item of items) {
+            if (item.name === "." || item.name === "..") continue;
+            if (item.type === "d") {
+              entries.push({ name: item.name, kind: "dir", size: 0, mtimeMs: item.modifyTime });
+            } else if (item.type === "-") {
+              entries.push({
+                name: item.name,
+                kind: "file",
+                size: item.size,
+                mtimeMs: item.modifyTime,
+              });
+            } else if (item.type === "l") {
+              const st = await statRaw(sftp, `${remote === "/" ? "" : remote}/${item.name}`);
+              const entry = st && toEntry(item.name, st);
+              if (entry) entries.push(entry);
+            }
+          }
+          return entries;
+        });
+      } catch (err) {
+        throw fail("list", remote, err);
+      }
+    },
+
+    async stat(path) {
+      const remote = abs(path);
+      try {
+        const st = await withSftp((sftp) => statRaw(sftp, remote));
+        return st && toEntry(remote.slice(remote.lastIndexOf("/") + 1), st);
+      } catch (err) {
+        throw fail("stat", remote, err);
+      }
+    },
+
+    async read(path) {
+      const remote = abs(path);
+      let source: ReturnType<SftpClient["createReadStream"]>;
+      let l: Live;
+      try {
+        l = await connection();
+        // Fail here, not later in the stream, when the file is not there.
+        const st = await raceLost(l, l.sftp.stat(remote));
+        if (!st.isFile) throw new Error("not a regular file");
+        source = l.sftp.createReadStream(remote, { highWaterMark: STREAM_HWM });
+      } catch (err) {
+        throw fail("read", remote, err);
+      }
+      const out = new PassThrough({ highWaterMark: STREAM_HWM });
+      source.on("error", (err: unknown) => out.destroy(fail("read", remote, err)));
+      const off = whenLost(l, (err) => {
+        if (!out.destroyed) out.destroy(fail("read", remote, err));
+      });
+      out.on("close", () => {
+        off();
+        if (!source.destroyed) source.destroy();
+      });
+      source.on("end", off);
+      source.pipe(out);
+      return out;
+    },
+
+    async writeAtomic(path, data, writeOpts = {}): Promise<WriteResult> {
+      const remote = abs(path);
+      const part = partName(remote, randomBytes(6).toString("hex"));
+      const startedIn = generation;
+      let connected = false;
+      let target: Writable | undefined;
+      let counted = 0;
+      // The source may fail while we are still connecting (an fs stream that cannot open its
+      // file): keep that error rather than let it go unhandled.
+      let sourceError: unknown;
+      const onSourceError = (err: unknown) => {
+        sourceError ??= err;
+      };
+      data.on("error", onSourceError);
+      try {
+        return await withSftp(async (sftp) => {
+          connected = true;
+          await mkdirp(sftp, posix.dirname(remote));
+          // Several WRITE requests in flight, not ssh2's one-at-a-time WriteStream (sftpUpload.ts).
+          const wire = (sftp as unknown as { sftp: SftpWire }).sftp;
+          const handle = await openForWrite(wire, part, 0o600);
+          const ws = createPipelinedWriter(wire, handle);
+          target = ws;
+          const counter = new Transform({
+            highWaterMark: STREAM_HWM,
+            transform(chunk: Buffer, _encoding, callback) {
+              counted += chunk.length;
+              callback(null, chunk);
+            },
+          });
+          try {
+            await pipeline(data, counter, ws);
+          } catch (err) {
+            // Best effort (the connection may be gone); the part file is removed below.
+            try {
+              wire.close(handle, () => {});
+            } catch {}
+            throw err;
+          }
+          // Once the handle is closed the server has the file's data.
+          await closeHandle(wire, handle);
+          const st = await sftp.stat(part);
+          if (st.size !== counted) {
+            throw new Error(`server has ${st.size} bytes, ${counted} were sent`);
+          }
+          if (writeOpts.expectedSize !== undefined && st.size !== writeOpts.expectedSize) {
+            throw new Error(
+              `size mismatch: expected ${writeOpts.expectedSize} bytes, got ${st.size}`,
+            );
+          }
+          await renameReplacing(sftp, part, remote);
+          return { size: st.size };
+        });
+      } catch (caught) {
+        const err = sourceError ?? caught;
+        if (!data.destroyed) data.destroy();
+        (target as Writable | undefined)?.destroy();
+        if (connected && startedIn === generation) {
+          try {
+            // Reconnects if the failure was the connection itself.
+            await withSftp((sftp) => sftp.delete(part, true));
+          } catch (cleanupErr) {
+            logger.warn(
+              { server, path: part, err: errorMessage(cleanupErr) },
+              "could not remove temporary upload",
+            );
+          }
+        }
+        throw fail("write", remote, err);
+      } finally {
+        data.off("error", onSourceError);
+      }
+    },
+
+    async rename(from, to) {
+      try {
+        await withSftp((sftp) => renameReplacing(sftp, abs(from), abs(to)));
+      } catch (err) {
+        throw fail("rename", `${abs(from)} -> ${abs(to)}`, err);
+      }
+    },
+
+    async remove(path) {
+      const remote = abs(path);
+      try {
+        await withSftp((sftp) => sftp.delete(remote, true));
+      } catch (err) {
+        throw fail("remove", remote, err);
+      }
+    },
+
+    async close() {
+      generation++;
+      const pending = opening;
+      const current = live;
+      live = undefined;
+      opening = undefined;
+      const end = async (l: Live) => {
+        if (l.dead) return;
+        l.kill("store closed");
+        // A polite goodbye, but a stalled server never answers it: then drop the socket.
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          l.sftp.end().catch(() => {}),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, Math.min(timeoutMs, 2_000));
+          }),
+        ]);
+        clearTimeout(timer);
+        l.raw._sock?.destroy();
+      };
+      const ends: Array<Promise<unknown>> = [];
+      if (current) ends.push(end(current));
+      if (pending) ends.push(pending.then(end));
+      await Promise.allSettled(ends);
+    },
+  };
+  return store;
+}
