@@ -157,7 +157,10 @@ state:
     expectRefused(run);
     expect(run.errors[0]).toMatch(/^config error: sources(\.1|\[1\])?(\.name)?: /);
     expect(run.errors[0]).toMatch(/garage/);
-    expect(run.errors[0]).toMatch(/duplicate|unique|twice|already|more than once|same name/i);
+    // Clear about what is wrong: says so, or names the entry that has the name already.
+    expect(run.errors[0]).toMatch(
+      /duplicate|unique|twice|already|more than once|same name|sources(\.0|\[0\])/i,
+    );
   });
 
   it('two sources with prefix: ""', async () => {
