@@ -25,6 +25,8 @@ checks=(
   "bin:python3|python3|makes legacy Fernet files"
   "py:cryptography|python3-cryptography|python3 'cryptography.fernet' for legacy files"
   "bin:rclone|rclone|benchmark baseline"
+  "bin:shellcheck|shellcheck|lints the Home Assistant add-on's run script"
+  "bin:busybox|busybox|runs the add-on's run script with the shell of its Alpine image"
   "bin:useradd|passwd|the FTP test account"
   "bin:chpasswd|passwd|the FTP test account"
 )

@@ -71,3 +71,48 @@ export async function whenUnlocked<T>(
     }
   }
 }
+
+/**
+ * The state dir's lock as this process shares it: `serve` runs one queue per source, and their
+ * runs (and settings writes) hold the one lock file together. `fresh` tells the first holder
+ * that the lock was just taken, so what another process wrote meanwhile must be read again.
+ */
+export class SharedLock {
+  private holders = 0;
+  private release: (() => Promise<void>) | undefined;
+  private taking: Promise<void> | undefined;
+
+  constructor(private readonly stateDir: string) {}
+
+  async acquire(
+    opts: { onStale?: (pid: number) => void } = {},
+  ): Promise<{ fresh: boolean; release(): Promise<void> }> {
+    while (this.taking) await this.taking.catch(() => undefined);
+    let fresh = false;
+    if (this.holders === 0) {
+      const taking = acquireLock(this.stateDir, opts).then((release) => {
+        this.release = release;
+      });
+      this.taking = taking;
+      try {
+        await taking;
+      } finally {
+        this.taking = undefined;
+      }
+      fresh = true;
+    }
+    this.holders++;
+    let released = false;
+    return {
+      fresh,
+      release: async () => {
+        if (released) return;
+        released = true;
+        if (--this.holders > 0) return;
+        const release = this.release;
+        this.release = undefined;
+        await release?.();
+      },
+    };
+  }
+}

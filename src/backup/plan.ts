@@ -1,18 +1,16 @@
 import type { Sighting } from "../manifest/manifest.js";
 
-/** A clip as found on the source. `id` is also its path relative to the source root. */
-export interface SourceClip {
+/** What the planner looks at of a listed clip (scan.ts's SourceClip has more). */
+export interface PlanClip {
+  /** Its id in the vault. */
   id: string;
-  camera: string;
-  date: string;
-  name: string;
   size: number;
   /** 0 when the source does not say. */
   mtimeMs: number;
 }
 
-export interface PlanInput {
-  listing: readonly SourceClip[];
+export interface PlanInput<C extends PlanClip> {
+  listing: readonly C[];
   /** Size of each clip already in the vault, by id. */
   backedUp: ReadonlyMap<string, number>;
   /** What earlier runs saw of clips that were not yet settled. */
@@ -29,31 +27,31 @@ export interface PlanInput {
   settled?: readonly string[];
 }
 
-export interface PendingClip {
-  clip: SourceClip;
+export interface PendingClip<C extends PlanClip = PlanClip> {
+  clip: C;
   /** When it should have settled, ms since epoch. */
   settleAt: number;
 }
 
-export interface Plan {
-  toUpload: SourceClip[];
-  pending: PendingClip[];
+export interface Plan<C extends PlanClip = PlanClip> {
+  toUpload: C[];
+  pending: Array<PendingClip<C>>;
   alreadyBackedUp: number;
   /** Sightings to keep for the pending clips. */
   sightings: Record<string, Sighting>;
 }
 
 /**
- * What a run must do: a pure function of the source listing and the manifest.
+ * What a run must do for one source: a pure function of its listing and the manifest.
  *
  * A clip is settled when its mtime is at least `stableMs` old, or, when the camera's clock or
  * mtime cannot be trusted, when an earlier run saw it with the same size at least `stableMs` ago.
  * A clip whose size changed since it was last seen is still growing, whatever its mtime says.
  */
-export function planSync(input: PlanInput): Plan {
+export function planSync<C extends PlanClip>(input: PlanInput<C>): Plan<C> {
   const { nowMs, stableMs } = input;
-  const toUpload: SourceClip[] = [];
-  const pending: PendingClip[] = [];
+  const toUpload: C[] = [];
+  const pending: Array<PendingClip<C>> = [];
   const sightings: Record<string, Sighting> = {};
   let alreadyBackedUp = 0;
   const namedSettled = new Set(input.settled ?? []);

@@ -1,48 +1,48 @@
-import {
-  clipIdOf,
-  DEFAULT_CAMERA,
-  hasExtension,
-  isDate,
-  unsafeSegmentReason,
-} from "../clips/clipId.js";
-import type { Store } from "../storage/types.js";
+import { clipIdOf, DEFAULT_CAMERA, hasExtension, unsafeSegmentReason } from "../clips/clipId.js";
+import type { SourceRef, SourceSet } from "../clips/sources.js";
+import { dateFolders } from "../clips/walk.js";
+import type { Source } from "../storage/types.js";
 import type { Logger } from "../util/log.js";
-import type { SourceClip } from "./plan.js";
+
+/** A clip as found on a source. */
+export interface SourceClip {
+  /** Its id in the vault (prefixed with the source's name unless its prefix is ""). */
+  id: string;
+  /** Its path on the source. */
+  path: string;
+  source: string;
+  /** The camera as shown to users (`garage/Camera1`, or `Camera1` with one unprefixed source). */
+  camera: string;
+  date: string;
+  name: string;
+  size: number;
+  /** 0 when the source does not say. */
+  mtimeMs: number;
+}
 
 export interface ScanOptions {
   extensions: readonly string[];
+  /** Only this camera folder of the source. */
   camera?: string;
   date?: string;
   logger?: Logger;
 }
 
 /**
- * Lists the clips on the source: `<root>/<date>/<file>` or `<root>/<camera>/<date>/<file>`.
- * Thumbnails (`.thumb`), other files and unsafe names are skipped.
+ * Lists the clips on one source. Thumbnails (`.thumb`), other files and unsafe names are
+ * skipped. The unprefixed source leaves out top folders named like another source's prefix:
+ * their ids would be that source's.
  */
-export async function scanSource(source: Store, opts: ScanOptions): Promise<SourceClip[]> {
+export async function scanSource(
+  source: Source,
+  ref: SourceRef,
+  sources: SourceSet,
+  opts: ScanOptions,
+): Promise<SourceClip[]> {
+  const skip = new Set(ref.prefix === "" ? sources.prefixes : []);
+  const list = (dir: string) => source.list(dir);
   const out: SourceClip[] = [];
-  const root = await source.list("");
-  const dateDirs: Array<{ camera: string | undefined; date: string }> = [];
-
-  for (const entry of root) {
-    if (entry.kind !== "dir" || entry.name.startsWith(".") || unsafeSegmentReason(entry.name))
-      continue;
-    if (isDate(entry.name)) {
-      dateDirs.push({ camera: undefined, date: entry.name });
-      continue;
-    }
-    if (opts.camera !== undefined && opts.camera !== entry.name) continue;
-    for (const sub of await source.list(entry.name)) {
-      if (sub.kind === "dir" && isDate(sub.name))
-        dateDirs.push({ camera: entry.name, date: sub.name });
-    }
-  }
-
-  for (const { camera, date } of dateDirs) {
-    if (opts.date !== undefined && opts.date !== date) continue;
-    if (opts.camera !== undefined && (camera ?? DEFAULT_CAMERA) !== opts.camera) continue;
-    const dir = camera === undefined ? date : `${camera}/${date}`;
+  for (const { camera, date, dir } of await dateFolders(list, { ...opts, skip })) {
     for (const file of await source.list(dir)) {
       if (file.kind !== "file" || !hasExtension(file.name, opts.extensions)) continue;
       const unsafe = unsafeSegmentReason(file.name);
@@ -50,9 +50,12 @@ export async function scanSource(source: Store, opts: ScanOptions): Promise<Sour
         opts.logger?.warn({ dir, reason: unsafe }, "skipping a file with an unsafe name");
         continue;
       }
+      const path = clipIdOf(camera, date, file.name);
       out.push({
-        id: clipIdOf(camera, date, file.name),
-        camera: camera ?? DEFAULT_CAMERA,
+        id: sources.idOf(ref, path),
+        path,
+        source: ref.name,
+        camera: sources.cameraLabel(ref, camera ?? DEFAULT_CAMERA),
         date,
         name: file.name,
         size: file.size,

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { openVault, type Vault } from "../app/vault.js";
+import { App } from "../app/compose.js";
 import { ConfigError, type LoadedConfig, loadConfig } from "../config/load.js";
 import { createLogger, errorMessage, type Logger } from "../util/log.js";
 
@@ -28,7 +28,8 @@ export function loadOrExit(
 ): { loaded: LoadedConfig; logger: Logger } {
   try {
     const loaded = loadConfig({ file: globalOptions(cmd).config });
-    const logger = createLogger({ level: loaded.config.log.level ?? defaultLogLevel });
+    const { log } = loaded.config;
+    const logger = createLogger({ level: log.level ?? defaultLogLevel, format: log.format });
     return { loaded, logger };
   } catch (err) {
     if (err instanceof ConfigError) {
@@ -39,23 +40,37 @@ export function loadOrExit(
   }
 }
 
-/** Runs a command body with an open vault; maps errors to the contract's exit codes. */
-export async function withVault(
+/**
+ * Runs a command body with the composition root (which builds only the parts the body asks
+ * for, and closes them after); maps errors to the contract's exit codes.
+ */
+export async function withApp(
   cmd: Command,
-  body: (vault: Vault) => Promise<number | undefined>,
+  body: (app: App) => Promise<number | undefined>,
   opts: { defaultLogLevel?: string } = {},
 ): Promise<void> {
   const { loaded, logger } = loadOrExit(cmd, opts.defaultLogLevel);
-  let vault: Vault | undefined;
+  const app = new App(loaded, logger);
   let code: number = EXIT_OK;
   try {
-    vault = await openVault(loaded, logger);
-    code = (await body(vault)) ?? EXIT_OK;
+    code = (await body(app)) ?? EXIT_OK;
   } catch (err) {
     code = err instanceof UsageError ? EXIT_USAGE : EXIT_FAILED;
     process.stderr.write(`error: ${errorMessage(err)}\n`);
   } finally {
-    await vault?.close();
+    await app.close();
   }
   process.exitCode = code;
+}
+
+/** `--camera X` as the config's sources understand it; a usage error when it names nothing. */
+export function cameraSelection(app: App, camera: string | undefined) {
+  if (camera === undefined) return undefined;
+  const selection = app.sourceSet.selectCamera(camera);
+  if (!selection) {
+    throw new UsageError(
+      `--camera: "${camera}" names no source (sources: ${app.sourceSet.names.join(", ")}); use SOURCE/CAMERA, SOURCE or CAMERA`,
+    );
+  }
+  return selection;
 }

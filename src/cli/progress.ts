@@ -18,9 +18,12 @@ export class ClipProgressBar {
   private doneBytes = 0;
   private readonly inFlight = new Map<string, number>();
 
+  /** Adds work: called once per restore, once per source of a sync. */
   start(clips: number, bytes: number): void {
-    this.totalBytes = bytes;
-    if (clips > 0) this.bar = this.bars.create(clips, 0, this.payload(""));
+    this.totalBytes += bytes;
+    if (clips === 0) return;
+    if (this.bar) this.bar.setTotal(this.bar.getTotal() + clips);
+    else this.bar = this.bars.create(clips, 0, this.payload(""));
   }
 
   /** `bytes` so far of a clip in flight. */

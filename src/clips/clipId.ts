@@ -1,6 +1,7 @@
 /**
  * The one path-safety check. A clip id is the clip's path relative to the motionEye media root:
- * `Camera1/2024-05-01/12-00-00.mp4` or `2024-05-01/12-00-00.mp4`. Everything that turns user or
+ * `Camera1/2024-05-01/12-00-00.mp4` or `2024-05-01/12-00-00.mp4`, prefixed with its source's name
+ * when the vault has several (`garage/Camera1/2024-05-01/12-00-00.mp4`). Everything that turns user or
  * network input into a path goes through here, so no `../` can escape the vault.
  */
 
@@ -65,17 +66,16 @@ export function parseClipId(input: string, extensions?: readonly string[]): Clip
     const reason = unsafeSegmentReason(seg);
     if (reason) throw new InvalidClipIdError(input, reason);
   }
-  let camera: string;
-  let date: string;
-  let name: string;
-  if (parts.length === 2) {
-    [date, name] = parts as [string, string];
-    camera = DEFAULT_CAMERA;
-  } else if (parts.length === 3) {
-    [camera, date, name] = parts as [string, string, string];
-  } else {
-    throw new InvalidClipIdError(input, "expected CAMERA/YYYY-MM-DD/NAME or YYYY-MM-DD/NAME");
+  // [prefix/][camera/]date/name: the source's prefix (several devices) and camera are optional.
+  if (parts.length < 2 || parts.length > 4) {
+    throw new InvalidClipIdError(
+      input,
+      "expected [SOURCE/]CAMERA/YYYY-MM-DD/NAME or YYYY-MM-DD/NAME",
+    );
   }
+  const name = parts[parts.length - 1] as string;
+  const date = parts[parts.length - 2] as string;
+  const camera = parts.slice(0, -2).join("/") || DEFAULT_CAMERA;
   if (!isDate(date))
     throw new InvalidClipIdError(input, `"${truncate(date)}" is not a date YYYY-MM-DD`);
   if (extensions && !hasExtension(name, extensions)) {

@@ -1,7 +1,8 @@
-import type { Store } from "../storage/types.js";
-import { clipIdOf, DEFAULT_CAMERA, isDate, unsafeSegmentReason } from "./clipId.js";
+import type { Entry } from "../storage/types.js";
+import { clipIdOf, DEFAULT_CAMERA, unsafeSegmentReason } from "./clipId.js";
+import { dateFolders } from "./walk.js";
 
-/** A file in one of the destination's date folders. */
+/** A file in one of the vault's date folders. */
 export interface VaultFile {
   /** Relative to destination.path. */
   path: string;
@@ -15,52 +16,48 @@ export interface VaultFile {
 }
 
 /**
- * Every file in the destination's date folders: `<date>/<file>` and `<camera>/<date>/<file>`,
- * the two layouts clips (and legacy backups) live in. Anything else on the server is not ours
- * and is left out. Unsafe names are skipped.
+ * Every file in the vault's date folders: `<date>/<file>` and `<camera>/<date>/<file>` (the
+ * layouts clips and legacy backups live in), and the same under each source's prefix. Anything
+ * else on the server is not ours and is left out. Unsafe names are skipped.
  */
 export async function listVaultFiles(
-  store: Store,
-  opts: { date?: string } = {},
+  store: { list(dir: string): Promise<Entry[]> },
+  opts: { date?: string; prefixes?: readonly string[] } = {},
 ): Promise<VaultFile[]> {
-  const dateDirs: Array<{ camera: string | undefined; date: string }> = [];
-  for (const entry of await store.list("")) {
-    if (entry.kind !== "dir" || entry.name.startsWith(".") || unsafeSegmentReason(entry.name)) {
-      continue;
-    }
-    if (isDate(entry.name)) {
-      dateDirs.push({ camera: undefined, date: entry.name });
-      continue;
-    }
-    for (const sub of await store.list(entry.name)) {
-      if (sub.kind === "dir" && isDate(sub.name)) {
-        dateDirs.push({ camera: entry.name, date: sub.name });
-      }
-    }
-  }
+  const list = (dir: string) => store.list(dir);
+  const prefixes = opts.prefixes ?? [];
+  const roots = [
+    { root: "", skip: new Set(prefixes) },
+    ...prefixes.map((p) => ({ root: p, skip: undefined })),
+  ];
   const out: VaultFile[] = [];
-  for (const { camera, date } of dateDirs) {
-    if (opts.date !== undefined && opts.date !== date) continue;
-    const dir = camera === undefined ? date : `${camera}/${date}`;
-    for (const file of await store.list(dir)) {
-      if (file.kind !== "file" || unsafeSegmentReason(file.name)) continue;
-      const name = file.name.endsWith(".age") ? file.name.slice(0, -4) : file.name;
-      out.push({
-        path: `${dir}/${file.name}`,
-        camera: camera ?? DEFAULT_CAMERA,
-        date,
-        name: file.name,
-        id: clipIdOf(camera, date, name),
-        size: file.size,
-        mtimeMs: file.mtimeMs,
-      });
+  for (const { root, skip } of roots) {
+    for (const { camera, date, dir } of await dateFolders(list, { root, date: opts.date, skip })) {
+      for (const file of await store.list(dir)) {
+        if (file.kind !== "file" || unsafeSegmentReason(file.name)) continue;
+        const name = file.name.endsWith(".age") ? file.name.slice(0, -4) : file.name;
+        const rel = clipIdOf(camera, date, name);
+        out.push({
+          path: `${dir}/${file.name}`,
+          camera: camera ?? DEFAULT_CAMERA,
+          date,
+          name: file.name,
+          id: root === "" ? rel : `${root}/${rel}`,
+          size: file.size,
+          mtimeMs: file.mtimeMs,
+        });
+      }
     }
   }
   return out.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
 }
 
 /** The first bytes of a remote file (to tell a Fernet token from anything else). */
-export async function readHead(store: Store, path: string, bytes = 64): Promise<Buffer> {
+export async function readHead(
+  store: { read(path: string): Promise<AsyncIterable<unknown> & { destroy(): void }> },
+  path: string,
+  bytes = 64,
+): Promise<Buffer> {
   const stream = await store.read(path);
   const parts: Buffer[] = [];
   let got = 0;

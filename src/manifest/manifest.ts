@@ -1,9 +1,9 @@
 import { mkdir, readdir } from "node:fs/promises";
 import { join } from "node:path";
 import { Low } from "lowdb";
-import { DataFile } from "lowdb/node";
 import { isDate } from "../clips/clipId.js";
 import type { RunSummary } from "../util/events.js";
+import { DurableJsonFile } from "./durableFile.js";
 
 /**
  * The record of every clip in the vault, in lowdb.
@@ -11,11 +11,17 @@ import type { RunSummary } from "../util/events.js";
  * Sharded by day: `manifest/<date>.json` holds that day's clips, `state.json` the totals and run
  * history. Recording one clip rewrites one day's shard and the small state file, so the cost stays
  * flat whether the vault holds a thousand clips or a hundred thousand (see bench/manifest).
- * lowdb writes through a temporary file and a rename, so a crash never leaves a torn file.
+ * Every write is durable (durableFile.ts): a record reported as done survives a power cut.
+ *
+ * Format version 1 throughout: fields added since 0.1.0 (`source` on records, `sources` in the
+ * state) are optional, so a vault of that release reads as it is.
  */
 
 export interface ClipRecord {
   id: string;
+  /** The source it came from; absent in records made before `sources:` existed. */
+  source?: string;
+  /** The camera as shown when it was recorded (`garage/Camera1`, or `Camera1`). */
   camera: string;
   date: string;
   name: string;
@@ -37,7 +43,20 @@ export interface Sighting {
   firstSeenMs: number;
 }
 
-interface StateDoc {
+/** One source's part of the state: what `status`, Home Assistant and the bot show per device. */
+export interface SourceStatus {
+  lastRunAt?: string;
+  lastSuccessAt?: string;
+  lastError?: { message: string; at: string };
+  /** Its last run left clips not backed up, or could not list it. */
+  failing: boolean;
+  /** Its last run could list it. */
+  reachable?: boolean;
+  pending: number;
+  lastClip?: { id: string; camera: string; at: string };
+}
+
+export interface StateDoc {
   version: 1;
   totals: { clips: number; bytes: number };
   lastRun?: RunSummary;
@@ -50,6 +69,8 @@ interface StateDoc {
   runs: RunSummary[];
   /** Free-form persisted settings of extensions (e.g. Home Assistant's "Backups enabled"). */
   settings: Record<string, unknown>;
+  /** Per source, by name (absent in a state written before `sources:` existed). */
+  sources?: Record<string, SourceStatus>;
 }
 
 interface ShardDoc {
@@ -58,8 +79,8 @@ interface ShardDoc {
 
 const MAX_RUNS = 50;
 
-function compactJson<T>(path: string): DataFile<T> {
-  return new DataFile<T>(path, { parse: JSON.parse, stringify: (d) => JSON.stringify(d) });
+function compactJson<T>(path: string): DurableJsonFile<T> {
+  return new DurableJsonFile<T>(path);
 }
 
 export class Manifest {
@@ -81,16 +102,15 @@ export class Manifest {
     return m;
   }
 
-  /** Drops cached data so another process's writes are seen (call after taking the run lock). */
+  /**
+   * Drops cached data so another process's writes are seen. Call only after taking the run lock
+   * fresh (no run of this process in progress): every write goes through that lock.
+   */
   async reload(): Promise<void> {
     this.shards.clear();
     this.allLoaded = false;
-    // Settings are written only by this process (serve's extensions); keep ours so a write in
-    // flight while we re-read is not lost.
-    const settings = this.state.data.settings;
     await this.state.read();
     this.state.data = { ...emptyState(), ...this.state.data };
-    this.state.data.settings = { ...this.state.data.settings, ...settings };
   }
 
   /** Run history, totals and the like (small; always loaded). */
@@ -139,13 +159,14 @@ export class Manifest {
     const s = await this.shard(clip.date);
     const previous = s.data.clips[clip.id];
     s.data.clips[clip.id] = clip;
-    await s.write();
     const st = this.state.data;
     st.totals.clips += previous ? 0 : 1;
     st.totals.bytes += clip.size - (previous?.size ?? 0);
     st.lastClip = { id: clip.id, camera: clip.camera, at: clip.uploadedAt };
+    if (clip.source) this.sourceStatus(clip.source).lastClip = st.lastClip;
     delete st.sightings[clip.id];
-    await this.state.write();
+    // Both files at once: after a crash between the two, reconcileTotals() repairs the totals.
+    await Promise.all([s.write(), this.state.write()]);
   }
 
   async remove(id: string, date: string): Promise<ClipRecord | undefined> {
@@ -171,20 +192,54 @@ export class Manifest {
     }
   }
 
+  /**
+   * Records a finished run. `scope`, for a run that listed its sources completely, says which
+   * sightings it owns: those are replaced by the run's; others (other sources) are kept.
+   */
   async recordRun(
     run: RunSummary,
     sightings: Record<string, Sighting>,
-    opts: { complete: boolean },
+    opts: { scope?: (id: string) => boolean },
   ): Promise<void> {
     const st = this.state.data;
     st.lastRun = run;
-    st.pending = run.pending + run.failed;
-    if (opts.complete) st.sightings = sightings;
-    else Object.assign(st.sightings, sightings);
+    if (opts.scope) {
+      for (const id of Object.keys(st.sightings)) if (opts.scope(id)) delete st.sightings[id];
+    }
+    Object.assign(st.sightings, sightings);
     if (run.error) st.lastError = { message: run.error, at: run.finishedAt };
     else st.lastSuccessAt = run.finishedAt;
+    for (const [name, r] of Object.entries(run.sources ?? {})) {
+      const s = this.sourceStatus(name);
+      s.lastRunAt = run.finishedAt;
+      s.pending = r.pending + r.failed;
+      s.failing = r.error !== undefined;
+      s.reachable = r.reachable;
+      if (r.error) s.lastError = { message: r.error, at: run.finishedAt };
+      else s.lastSuccessAt = run.finishedAt;
+    }
+    st.pending = st.sources
+      ? Object.values(st.sources).reduce((n, s) => n + s.pending, 0)
+      : run.pending + run.failed;
     st.runs = [run, ...st.runs].slice(0, MAX_RUNS);
     await this.state.write();
+  }
+
+  /** Forgets the state of sources no longer in the config (renamed or removed). */
+  async keepSources(names: readonly string[]): Promise<void> {
+    const sources = this.state.data.sources;
+    if (!sources) return;
+    const gone = Object.keys(sources).filter((n) => !names.includes(n));
+    if (gone.length === 0) return;
+    for (const n of gone) delete sources[n];
+    await this.state.write();
+  }
+
+  private sourceStatus(name: string): SourceStatus {
+    this.state.data.sources ??= {};
+    const sources = this.state.data.sources;
+    sources[name] ??= { failing: false, pending: 0 };
+    return sources[name];
   }
 
   async setSetting(key: string, value: unknown): Promise<void> {

@@ -1,27 +1,18 @@
 import { randomBytes } from "node:crypto";
 import { rm } from "node:fs/promises";
 import { join } from "node:path";
-import { pipeline } from "node:stream";
-import type { Vault } from "../app/vault.js";
-import { acquireLock } from "../backup/lock.js";
+import type { Keys } from "../app/keys.js";
+import type { SharedLock } from "../backup/lock.js";
 import { hasExtension, remotePathOf } from "../clips/clipId.js";
 import { listVaultFiles, readHead, type VaultFile } from "../clips/vaultListing.js";
-import { encryptStream } from "../crypto/age/age.js";
+import type { AgeVault } from "../crypto/ageVault.js";
 import { looksLikeFernet } from "../crypto/fernet/fernet.js";
-import type { ClipRecord } from "../manifest/manifest.js";
+import type { ClipRecord, Manifest } from "../manifest/manifest.js";
 import { PART_PATTERN } from "../storage/types.js";
+import { mapLimit } from "../util/async.js";
 import { isoSeconds } from "../util/format.js";
 import { errorMessage } from "../util/log.js";
-import {
-  ClipRestoreError,
-  clipError,
-  DigestCounter,
-  digestClip,
-  fernetKeyOf,
-  mapLimit,
-  openPlaintext,
-  scratchDir,
-} from "./restore.js";
+import { ClipRestoreError, clipError, digestClip, openPlaintext, scratchDir } from "./open.js";
 
 /**
  * `import-legacy`: backups made by the original Python tool are Fernet tokens at
@@ -101,15 +92,26 @@ function legacyRecord(f: VaultFile): ClipRecord {
   };
 }
 
-export async function importLegacy(vault: Vault, opts: ImportOptions): Promise<ImportReport> {
-  const { manifest, destination, loaded } = vault;
+export interface ImportDeps {
+  vault: AgeVault;
+  keys: Keys;
+  manifest: Manifest;
+  lock: SharedLock;
+  /** Video extensions of every source: other files in a date folder are not clips. */
+  extensions: readonly string[];
+  stateDir: string;
+}
+
+export async function importLegacy(deps: ImportDeps, opts: ImportOptions): Promise<ImportReport> {
+  const { manifest, vault, keys } = deps;
+  const destination = vault.store;
   const say = opts.onLine ?? (() => {});
   // The vault's age key is made before legacy clips count as clips: the composition root refuses
   // to make one for a vault that already holds clips (it would look like a lost key).
-  if (opts.reencrypt || manifest.status.totals.clips === 0) await vault.identity();
-  if (opts.reencrypt) await fernetKeyOf(vault);
+  if (opts.reencrypt || manifest.status.totals.clips === 0) await keys.identity();
+  if (opts.reencrypt) await keys.fernetKey();
 
-  const release = await acquireLock(loaded.config.state.dir);
+  const lock = await deps.lock.acquire();
   const report: ImportReport = {
     imported: [],
     alreadyImported: [],
@@ -130,7 +132,7 @@ export async function importLegacy(vault: Vault, opts: ImportOptions): Promise<I
         report.strays.push(f.path);
         continue;
       }
-      if (!hasExtension(f.name, loaded.config.source.extensions)) {
+      if (!hasExtension(f.name, deps.extensions)) {
         report.skipped.push({ path: f.path, why: "not a video clip (source.extensions)" });
         continue;
       }
@@ -157,14 +159,12 @@ export async function importLegacy(vault: Vault, opts: ImportOptions): Promise<I
 
     if (opts.reencrypt) {
       const legacy = (await manifest.all()).filter((c) => c.format === "fernet");
-      const { recipient } = await vault.identity();
-      const recipients = [recipient, ...loaded.config.encryption.recipients];
-      const scratch = await scratchDir(vault);
+      const scratch = await scratchDir(deps.stateDir);
       try {
         await mapLimit(legacy, opts.jobs, async (rec) => {
           if (opts.signal?.aborted) return;
           try {
-            await reencrypt(vault, rec, recipients, scratch.dir, opts.signal);
+            await reencrypt(deps, rec, scratch.dir, opts.signal);
             report.reencrypted.push(rec.id);
             say(`re-encrypted ${rec.id} -> ${remotePathOf(rec.id)} (legacy file removed)`);
           } catch (err) {
@@ -186,39 +186,32 @@ export async function importLegacy(vault: Vault, opts: ImportOptions): Promise<I
       }
     }
   } finally {
-    await release();
+    await lock.release();
   }
   return report;
 }
 
 /** Legacy token -> age under `<id>.age`, read back and compared, recorded, then the old one goes. */
 async function reencrypt(
-  vault: Vault,
+  deps: ImportDeps,
   rec: ClipRecord,
-  recipients: string[],
   dir: string,
   signal?: AbortSignal,
 ): Promise<void> {
-  const { destination, manifest } = vault;
+  const { vault, manifest } = deps;
   const target = remotePathOf(rec.id);
   const scratch = join(dir, randomBytes(6).toString("hex"));
   let wrote = false;
   try {
     const plain = await openPlaintext(vault, rec, scratch, signal);
-    const counter = new DigestCounter();
-    // pipeline() (not pipe) so that a failed upload also closes the decrypting side.
-    const { output } = await encryptStream(
-      pipeline(plain, counter, () => {}),
-      recipients,
-    );
-    const written = await destination.writeAtomic(target, output);
+    const sealed = await vault.put(target, plain, { signal });
     wrote = true;
     const converted: ClipRecord = {
       ...rec,
-      size: counter.bytes,
-      sha256: counter.hash.digest("hex"),
+      size: sealed.size,
+      sha256: sealed.sha256,
       remotePath: target,
-      remoteSize: written.size,
+      remoteSize: sealed.remoteSize,
       uploadedAt: isoSeconds(Date.now()),
       format: "age",
     };
@@ -226,9 +219,9 @@ async function reencrypt(
     await digestClip(vault, converted, { signal, scratchDir: dir });
     await manifest.record(converted);
     wrote = false; // recorded: it stays even if removing the legacy file fails
-    await destination.remove(rec.remotePath);
+    await vault.store.remove(rec.remotePath);
   } catch (err) {
-    if (wrote) await destination.remove(target).catch(() => {});
+    if (wrote) await vault.store.remove(target).catch(() => {});
     throw err instanceof ClipRestoreError ? err : clipError(vault, rec, err);
   } finally {
     await rm(scratch, { force: true });
@@ -237,7 +230,7 @@ async function reencrypt(
 
 /** A legacy file whose clip is in the vault as age too: removed when both hold the same bytes. */
 async function dropDuplicate(
-  vault: Vault,
+  vault: AgeVault,
   legacy: ClipRecord,
   age: ClipRecord,
   dir: string,
@@ -251,5 +244,5 @@ async function dropDuplicate(
       `the legacy file ${legacy.remotePath} differs from ${age.remotePath} in the vault; left alone`,
     );
   }
-  await vault.destination.remove(legacy.remotePath);
+  await vault.store.remove(legacy.remotePath);
 }

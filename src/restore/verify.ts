@@ -1,10 +1,11 @@
-import type { Vault } from "../app/vault.js";
 import { hasExtension } from "../clips/clipId.js";
 import { listVaultFiles } from "../clips/vaultListing.js";
-import type { ClipRecord } from "../manifest/manifest.js";
+import type { AgeVault } from "../crypto/ageVault.js";
+import type { ClipRecord, Manifest } from "../manifest/manifest.js";
 import { PART_PATTERN } from "../storage/types.js";
+import { mapLimit } from "../util/async.js";
 import { errorMessage } from "../util/log.js";
-import { digestClip, isCorruption, mapLimit, scratchDir } from "./restore.js";
+import { digestClip, isCorruption, scratchDir } from "./open.js";
 
 /**
  * `verify`: read clips back from the destination, decrypt them, compare with the manifest's
@@ -53,12 +54,23 @@ function sample<T>(items: readonly T[], n: number): T[] {
   return a.slice(0, k);
 }
 
-export async function verifyVault(vault: Vault, opts: VerifyOptions): Promise<VerifyReport> {
+export interface VerifyDeps {
+  vault: AgeVault;
+  manifest: Manifest;
+  /** The prefixed sources' folders in the vault. */
+  prefixes: readonly string[];
+  /** Video extensions of every source: such files in a date folder may be orphaned clips. */
+  extensions: readonly string[];
+  stateDir: string;
+}
+
+export async function verifyVault(deps: VerifyDeps, opts: VerifyOptions): Promise<VerifyReport> {
+  const { vault, manifest } = deps;
   // Listing first, manifest second: a clip uploaded meanwhile is recorded by the time we read the
   // manifest, so it is not taken for an orphan.
-  const files = await listVaultFiles(vault.destination, { date: opts.date });
-  await vault.manifest.reload();
-  const clips = opts.date ? await vault.manifest.listDate(opts.date) : await vault.manifest.all();
+  const files = await listVaultFiles(vault.store, { date: opts.date, prefixes: deps.prefixes });
+  await manifest.reload();
+  const clips = opts.date ? await manifest.listDate(opts.date) : await manifest.all();
 
   const remote = new Map(files.map((f) => [f.path, f]));
   const known = new Set(clips.map((c) => c.remotePath));
@@ -72,7 +84,7 @@ export async function verifyVault(vault: Vault, opts: VerifyOptions): Promise<Ve
     orphaned: [],
     strays: [],
   };
-  const extensions = vault.loaded.config.source.extensions;
+  const { extensions } = deps;
   for (const f of files) {
     if (PART_PATTERN.test(f.name)) report.strays.push(f.path);
     // Only what could be a clip counts: `.age` files and (legacy) video files; a note or a
@@ -83,7 +95,7 @@ export async function verifyVault(vault: Vault, opts: VerifyOptions): Promise<Ve
   }
 
   const chosen = opts.sample === undefined ? clips : sample(clips, opts.sample);
-  const scratch = await scratchDir(vault);
+  const scratch = await scratchDir(deps.stateDir);
   try {
     await mapLimit(chosen, opts.jobs, async (clip) => {
       if (opts.signal?.aborted) return;

@@ -1,15 +1,26 @@
-import type { Vault } from "../app/vault.js";
-import { acquireLock, whenUnlocked } from "../backup/lock.js";
+import type { Keys } from "../app/keys.js";
+import type { SyncEngine } from "../backup/engine.js";
+import { type SharedLock, whenUnlocked } from "../backup/lock.js";
+import type { SourcePart } from "../backup/sourceRun.js";
+import type { SourceSet } from "../clips/sources.js";
+import type { Config } from "../config/load.js";
+import type { AgeVault } from "../crypto/ageVault.js";
 import type { Extension, ExtensionContext } from "../extensions/contract.js";
 import { buildExtensions } from "../extensions/index.js";
+import type { Manifest } from "../manifest/manifest.js";
+import type { EventBus } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
 import { defaultClientId, MqttConnection, safeUrl } from "./mqtt.js";
 import { PausedError, RunQueue, StoppedError } from "./queue.js";
 import { applyRetention } from "./retention.js";
 import { Scheduler } from "./schedule.js";
-import { StatePublisher } from "./state.js";
+import { lockedSettings } from "./settings.js";
+import { sourceView } from "./sourceView.js";
+import { ServiceState } from "./state.js";
+import { StatePublisher } from "./statePublisher.js";
 import { parseTriggerPayload, printable } from "./triggerPayload.js";
+import { Triggers } from "./triggers.js";
 
 /**
  * `serve`'s lifecycle, as zigbee2mqtt's controller: it owns the broker (when embedded), the MQTT
@@ -23,42 +34,77 @@ const STOP_GRACE_MS = 2500;
 const ABANDON_STEP_MS = 1500;
 const EXTENSION_STOP_MS = 3000;
 
+/** What `serve` runs on, built by the composition root. */
+export interface ServeDeps {
+  config: Config;
+  logger: Logger;
+  events: EventBus;
+  sourceSet: SourceSet;
+  sources: readonly SourcePart[];
+  vault: AgeVault;
+  manifest: Manifest;
+  engine: SyncEngine;
+  lock: SharedLock;
+  keys: Keys;
+}
+
 export class ServeController {
   private readonly log: Logger;
-  private readonly queue: RunQueue;
+  private readonly queue: Triggers;
+  private readonly state: ServiceState;
+  private readonly stopSignal = new AbortController();
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
   private scheduler: Scheduler | undefined;
-  private state: StatePublisher | undefined;
+  private publisher: StatePublisher | undefined;
   private extensions: Extension[] = [];
   private stopping: Promise<void> | undefined;
 
-  constructor(private readonly vault: Vault) {
-    this.log = vault.logger;
-    this.queue = new RunQueue({
-      run: async ({ trigger, priority, signal }) => {
-        const { plan: _plan, ...summary } = await whenUnlocked(
-          () => vault.sync.run({ trigger, priority, signal }),
-          {
-            signal,
-            onWait: (pid) =>
-              vault.logger.info({ pid }, "a sync run of another process is in progress: waiting"),
+  constructor(private readonly deps: ServeDeps) {
+    this.log = deps.logger;
+    const { engine, logger } = deps;
+    this.queue = new Triggers({
+      sources: deps.sourceSet,
+      settings: lockedSettings(deps.manifest, deps.lock, logger, this.stopSignal.signal),
+      logger,
+      makeQueue: (source, isPaused) =>
+        new RunQueue({
+          isPaused,
+          logger: logger.child({ source }),
+          run: async ({ trigger, priority, settled, signal }) => {
+            const { plans: _plans, ...summary } = await whenUnlocked(
+              () => engine.run({ trigger, sources: [source], priority, settled, signal }),
+              {
+                signal,
+                onWait: (pid) =>
+                  logger.info({ pid }, "a sync run of another process is in progress: waiting"),
+              },
+            );
+            return summary;
           },
-        );
-        return summary;
+        }),
+    });
+    this.state = new ServiceState({
+      events: deps.events,
+      manifest: deps.manifest,
+      queue: this.queue,
+      sources: deps.sources.map((p) => ({ ...p.ref, description: p.source.description })),
+      checkVault: async () => {
+        await deps.vault.store.list("");
+        return true;
       },
-      settings: vault.manifest,
-      logger: vault.logger,
+      logger,
     });
   }
 
   /** The trigger queue (for tests and extensions). */
-  get triggers(): RunQueue {
+  get triggers(): Triggers {
     return this.queue;
   }
 
   async start(): Promise<void> {
-    const { config } = this.vault.loaded;
+    const { config } = this.deps;
+    this.state.start();
     let url = config.mqtt.url;
     if (!url && config.mqtt.embeddedBroker.enabled) {
       this.broker = await startEmbeddedBroker({
@@ -95,24 +141,34 @@ export class ServeController {
     }
 
     const ctx: ExtensionContext = {
-      vault: this.vault,
+      config,
+      logger: this.log,
+      events: this.deps.events,
+      state: this.state,
       queue: this.queue,
       mqtt: this.mqtt,
-      logger: this.log,
+      sources: this.deps.sourceSet,
+      sourceViews: this.deps.sources.map((p) =>
+        sourceView(p, sourceTypeOf(config, p.ref.name), this.deps.sourceSet),
+      ),
+      manifest: this.deps.manifest,
+      settings: lockedSettings(
+        this.deps.manifest,
+        this.deps.lock,
+        this.log,
+        this.stopSignal.signal,
+      ),
+      vault: this.deps.vault,
+      checkVault: () => this.state.checkVault(),
+      recipient: async () => (await this.deps.keys.identity()).recipient,
     };
     this.extensions = buildExtensions(ctx);
     // Home Assistant's extension publishes its own document on <baseTopic>/state; one owner.
     const haOwnsState =
       config.mqtt.homeassistant.enabled && this.extensions.some((e) => e.name === "homeassistant");
     if (this.mqtt && !haOwnsState) {
-      this.state = new StatePublisher({
-        events: this.vault.events,
-        manifest: this.vault.manifest,
-        queue: this.queue,
-        mqtt: this.mqtt,
-        logger: this.log,
-      });
-      this.state.start();
+      this.publisher = new StatePublisher({ state: this.state, mqtt: this.mqtt, logger: this.log });
+      this.publisher.start();
     }
 
     this.scheduler = new Scheduler({
@@ -144,7 +200,7 @@ export class ServeController {
       },
       "serve running",
     );
-    this.queue.request({ source: "startup" }).then(
+    this.queue.request({ origin: "startup" }).then(
       (s) => this.log.debug({ run: s.runId }, "startup run done"),
       () => {}, // logged by the queue
     );
@@ -158,16 +214,18 @@ export class ServeController {
 
   private onTrigger(topic: string, payload: Buffer): void {
     if (this.stopping) return;
-    const { config } = this.vault.loaded;
     const parsed = parseTriggerPayload(payload, {
-      extensions: config.source.extensions,
-      mediaRoot: config.source.type === "local" ? config.source.path : undefined,
+      extensions: [...new Set(this.deps.sources.flatMap((p) => p.extensions))],
+      localRoots: this.deps.sources.flatMap((p) =>
+        p.source.localRoot ? [{ source: p.ref.name, root: p.source.localRoot }] : [],
+      ),
     });
     const fields = {
       topic: printable(topic),
       camera: parsed.camera,
       file: parsed.file,
-      clips: parsed.request.clipIds,
+      source: parsed.request.source,
+      clips: parsed.request.clipPaths,
     };
     if (parsed.problems.length > 0) {
       this.log.warn(
@@ -185,27 +243,36 @@ export class ServeController {
   }
 
   private async retention(): Promise<void> {
-    const { config } = this.vault.loaded;
+    const { config, lock, manifest, vault, sourceSet } = this.deps;
     const remoteDays = config.retention.remoteDays;
     if (remoteDays === undefined) return;
+    const byName = new Map(this.deps.sources.map((p) => [p.ref.name, p.source]));
     await this.queue.exclusive(async (signal) => {
-      // The queue keeps our own runs out; the lock keeps out a `sync` run in another process.
-      const release = await acquireLock(config.state.dir);
+      // The queues keep our own runs out; the lock keeps out a `sync` run in another process.
+      const held = await lock.acquire();
       try {
-        await applyRetention(this.vault, {
-          remoteDays,
-          dryRun: config.retention.dryRun,
-          logger: this.log,
-          signal,
-        });
+        if (held.fresh) await manifest.reload();
+        await applyRetention(
+          {
+            manifest,
+            store: vault.store,
+            locate: (id) => {
+              const at = sourceSet.locate(id);
+              const source = at && byName.get(at.source.name);
+              return at && source ? { source, name: at.source.name, path: at.path } : undefined;
+            },
+          },
+          { remoteDays, dryRun: config.retention.dryRun, logger: this.log, signal },
+        );
       } finally {
-        await release();
+        await held.release();
       }
     });
   }
 
   private async shutdown(): Promise<void> {
     this.log.info("stopping: no new work");
+    this.stopSignal.abort();
     this.scheduler?.stop();
     const slotFree = this.queue.stop();
     const extensionsStopped = Promise.allSettled(
@@ -221,17 +288,18 @@ export class ServeController {
       // The engine checks the abort signal between clips; a clip in flight is cut by closing its
       // connections: the stores then remove the temporary upload, so no final name appears.
       this.log.warn("abandoning the transfer in progress");
-      await this.vault.source.close().catch(() => undefined);
+      await Promise.allSettled(this.deps.sources.map((p) => p.source.close()));
       free = await within(slotFree, ABANDON_STEP_MS);
     }
     if (!free) {
-      await this.vault.destination.close().catch(() => undefined);
+      await this.deps.vault.store.close().catch(() => undefined);
       free = await within(slotFree, ABANDON_STEP_MS);
     }
     if (!free) this.log.error("the run in progress did not stop; leaving it");
 
     await extensionsStopped;
-    if (this.state) await within(this.state.stop(), 500);
+    if (this.publisher) await within(this.publisher.stop(), 500);
+    this.state.stop();
     await this.mqtt?.stop(1500);
     if (this.broker) await within(this.broker.close(), 500);
     this.log.info("stopped");
@@ -253,4 +321,8 @@ function within(p: Promise<unknown>, ms: number): Promise<boolean> {
       },
     );
   });
+}
+
+function sourceTypeOf(config: Config, name: string): string {
+  return config.sources.find((s) => s.name === name)?.type ?? "local";
 }

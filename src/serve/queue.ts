@@ -1,9 +1,11 @@
-import type { TriggerQueue, TriggerRequest, TriggerSource } from "../extensions/contract.js";
+import type { TriggerOrigin } from "../extensions/contract.js";
 import type { RunSummary } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 
 /**
- * The one queue for every source of work (MQTT, schedule, settle, the bot, Home Assistant).
+ * The queue of one camera device's runs, for every origin of work (MQTT, schedule, settle, the
+ * bot, Home Assistant); `serve` has one per source (triggers.ts), so an offline device's runs
+ * never hold up another's.
  *
  * One run at a time. A request while idle starts a run at once; requests during a run coalesce
  * into ONE follow-up run whose priority holds every clip id asked for, and each request resolves
@@ -14,9 +16,6 @@ import { errorMessage, type Logger } from "../util/log.js";
  * they should have settled, so the clip of that event is backed up without another event.
  * Exclusive jobs (retention) take the same single slot, so they never overlap a run.
  */
-
-/** Manifest setting that keeps the pause across restarts. */
-export const BACKUPS_ENABLED_SETTING = "backupsEnabled";
 
 export class PausedError extends Error {
   override name = "PausedError";
@@ -34,17 +33,27 @@ export class StoppedError extends Error {
 
 export interface RunRequest {
   trigger: string;
+  /** Clip ids to back up first. */
   priority: string[];
+  /** Of those, the ones known to be finished (named by motionEye after closing them). */
+  settled: string[];
   signal: AbortSignal;
 }
 
+/** What one queue's request asks for. */
+export interface QueueRequest {
+  origin: TriggerOrigin;
+  /** Clip ids (in the vault) to back up first. */
+  clipIds?: readonly string[];
+  /** Whether those clips are known to be finished. */
+  settled?: boolean;
+}
+
 export interface RunQueueDeps {
-  /** One sync run (vault.sync.run without the plan). */
+  /** One sync run of this queue's source. */
   run(req: RunRequest): Promise<RunSummary>;
-  settings: {
-    readonly status: { readonly settings: Record<string, unknown> };
-    setSetting(key: string, value: unknown): Promise<void>;
-  };
+  /** While paused, no settle run is armed (requests are refused before they get here). */
+  isPaused(): boolean;
   logger: Logger;
   now?: () => number;
   /** Added to a run's nextSettleAt (mtimes may be rounded down to the second). */
@@ -63,14 +72,15 @@ interface Waiter {
 }
 
 interface Batch {
-  sources: Set<TriggerSource>;
+  origins: Set<TriggerOrigin>;
   clipIds: Set<string>;
+  settled: Set<string>;
   waiters: Waiter[];
 }
 
 type Job = (signal: AbortSignal) => Promise<void>;
 
-export class RunQueue implements TriggerQueue {
+export class RunQueue {
   private readonly log: Logger;
   private readonly now: () => number;
   /** The run or job in the single slot. */
@@ -83,24 +93,16 @@ export class RunQueue implements TriggerQueue {
   /** Set while a follow-up gathers the rest of a burst before it starts. */
   private gather: { since: number; timer: NodeJS.Timeout | undefined } | undefined;
   private stopped = false;
-  private pausedNow: boolean;
-  private readonly pauseListeners = new Set<(paused: boolean) => void>();
   private readonly runningListeners = new Set<(running: boolean) => void>();
-  private nextRun: () => Date | undefined = () => undefined;
   private started = 0;
 
   constructor(private readonly deps: RunQueueDeps) {
     this.log = deps.logger;
     this.now = deps.now ?? Date.now;
-    this.pausedNow = deps.settings.status.settings[BACKUPS_ENABLED_SETTING] === false;
   }
 
   get running(): boolean {
     return this.syncing;
-  }
-
-  get paused(): boolean {
-    return this.pausedNow;
   }
 
   /** Runs started since the queue was made. */
@@ -113,22 +115,27 @@ export class RunQueue implements TriggerQueue {
     return this.settle?.at;
   }
 
-  request(req: TriggerRequest): Promise<RunSummary> {
+  request(req: QueueRequest): Promise<RunSummary> {
     if (this.stopped) return Promise.reject(new StoppedError());
-    if (this.pausedNow) {
-      this.log.info({ source: req.source }, "trigger ignored: backups are paused");
-      return Promise.reject(new PausedError());
-    }
-    const batch = this.next ?? { sources: new Set(), clipIds: new Set(), waiters: [] };
+    if (this.deps.isPaused()) return Promise.reject(new PausedError());
+    const batch = this.next ?? {
+      origins: new Set(),
+      clipIds: new Set(),
+      settled: new Set(),
+      waiters: [],
+    };
     this.next = batch;
-    batch.sources.add(req.source);
-    for (const id of req.clipIds ?? []) batch.clipIds.add(id);
+    batch.origins.add(req.origin);
+    for (const id of req.clipIds ?? []) {
+      batch.clipIds.add(id);
+      if (req.settled) batch.settled.add(id);
+    }
     const done = new Promise<RunSummary>((resolve, reject) =>
       batch.waiters.push({ resolve, reject }),
     );
     if (this.gather) this.armGather();
     else if (this.busy)
-      this.log.debug({ source: req.source }, "a run is in progress: joins the next");
+      this.log.debug({ origin: req.origin }, "a run is in progress: joins the next");
     else this.pump();
     return done;
   }
@@ -143,27 +150,10 @@ export class RunQueue implements TriggerQueue {
     return done;
   }
 
-  async setPaused(paused: boolean): Promise<void> {
-    if (paused === this.pausedNow) return;
-    this.pausedNow = paused;
-    this.log.info(paused ? "backups paused" : "backups resumed");
-    if (paused) {
-      this.cancelTimers();
-      this.drop(new PausedError());
-    }
-    for (const listener of this.pauseListeners) {
-      try {
-        listener(paused);
-      } catch (err) {
-        this.log.warn({ err: errorMessage(err) }, "a pause listener failed");
-      }
-    }
-    await this.deps.settings.setSetting(BACKUPS_ENABLED_SETTING, !paused);
-  }
-
-  onPausedChange(listener: (paused: boolean) => void): () => void {
-    this.pauseListeners.add(listener);
-    return () => this.pauseListeners.delete(listener);
+  /** Backups were paused: requests waiting for the next run are refused, timers cancelled. */
+  pause(): void {
+    this.cancelTimers();
+    this.drop(new PausedError());
   }
 
   /**
@@ -173,15 +163,6 @@ export class RunQueue implements TriggerQueue {
   onRunningChange(listener: (running: boolean) => void): () => void {
     this.runningListeners.add(listener);
     return () => this.runningListeners.delete(listener);
-  }
-
-  nextScheduledRun(): Date | undefined {
-    return this.nextRun();
-  }
-
-  /** The schedule tells the queue when it runs next (for Home Assistant, the bot, the state). */
-  setNextScheduledRun(fn: () => Date | undefined): void {
-    this.nextRun = fn;
   }
 
   /**
@@ -208,13 +189,14 @@ export class RunQueue implements TriggerQueue {
     const batch = this.next;
     if (!batch) return;
     this.next = undefined;
-    const trigger = [...batch.sources].join("+");
+    const trigger = [...batch.origins].join("+");
     const priority = [...batch.clipIds];
+    const settled = [...batch.settled];
     this.started++;
     this.occupy(async (signal) => {
       this.setSyncing(true);
       try {
-        const summary = await this.deps.run({ trigger, priority, signal });
+        const summary = await this.deps.run({ trigger, priority, settled, signal });
         for (const w of batch.waiters) w.resolve(summary);
         this.afterRun(summary);
       } catch (err) {
@@ -275,7 +257,7 @@ export class RunQueue implements TriggerQueue {
 
   /** Comes back for clips still settling; the latest run knows best when that is. */
   private afterRun(summary: RunSummary): void {
-    if (this.stopped || this.pausedNow) return;
+    if (this.stopped || this.deps.isPaused()) return;
     if (this.settle) clearTimeout(this.settle.timer);
     this.settle = undefined;
     if (summary.nextSettleAt === undefined || !Number.isFinite(summary.nextSettleAt)) return;
@@ -285,7 +267,7 @@ export class RunQueue implements TriggerQueue {
     );
     const timer = setTimeout(() => {
       this.settle = undefined;
-      this.request({ source: "settle" }).catch((err: unknown) =>
+      this.request({ origin: "settle" }).catch((err: unknown) =>
         this.log.debug({ err: errorMessage(err) }, "settle run not done"),
       );
     }, at - this.now());

@@ -1,6 +1,6 @@
 import { posix } from "node:path";
 import type { Manifest } from "../manifest/manifest.js";
-import type { Store } from "../storage/types.js";
+import type { Source, VaultStore } from "../storage/types.js";
 import { errorMessage, type Logger } from "../util/log.js";
 
 /**
@@ -45,8 +45,15 @@ export function retentionCutoff(now: Date, days: number): string {
   return localDate(d);
 }
 
+export interface RetentionDeps {
+  manifest: Manifest;
+  store: VaultStore;
+  /** The source a clip came from and its path there; undefined for a source no longer configured. */
+  locate(id: string): { source: Source; name: string; path: string } | undefined;
+}
+
 export async function applyRetention(
-  vault: { manifest: Manifest; destination: Store; source: Store },
+  deps: RetentionDeps,
   opts: RetentionOptions,
 ): Promise<RetentionResult> {
   const log = opts.logger.child({ job: "retention" });
@@ -62,23 +69,29 @@ export async function applyRetention(
   // Names in each source folder; undefined when the camera could not be listed.
   const onSource = new Map<string, Set<string> | undefined>();
   const sourceHas = async (id: string): Promise<boolean> => {
-    const dir = posix.dirname(id);
-    if (!onSource.has(dir)) {
+    const at = deps.locate(id);
+    if (!at) return false; // its source is no longer configured: nothing would back it up again
+    const dir = posix.dirname(at.path);
+    const key = `${at.name}:${dir}`;
+    if (!onSource.has(key)) {
       try {
-        onSource.set(dir, new Set((await vault.source.list(dir)).map((e) => e.name)));
+        onSource.set(key, new Set((await at.source.list(dir)).map((e) => e.name)));
       } catch (err) {
-        log.warn({ dir, err: errorMessage(err) }, "retention: cannot list the camera; keeping");
-        onSource.set(dir, undefined);
+        log.warn(
+          { source: at.name, dir, err: errorMessage(err) },
+          "retention: cannot list the camera; keeping",
+        );
+        onSource.set(key, undefined);
       }
     }
-    const names = onSource.get(dir);
-    return names === undefined || names.has(posix.basename(id));
+    const names = onSource.get(key);
+    return names === undefined || names.has(posix.basename(at.path));
   };
 
-  await vault.manifest.reload();
-  for (const date of await vault.manifest.dates()) {
+  const { manifest } = deps;
+  for (const date of await manifest.dates()) {
     if (date >= cutoff) break; // ascending
-    for (const clip of await vault.manifest.listDate(date)) {
+    for (const clip of await manifest.listDate(date)) {
       if (opts.signal?.aborted) break;
       if (await sourceHas(clip.id)) {
         result.keptOnSource++;
@@ -91,8 +104,8 @@ export async function applyRetention(
         continue;
       }
       try {
-        await vault.destination.remove(clip.remotePath);
-        await vault.manifest.remove(clip.id, clip.date);
+        await deps.store.remove(clip.remotePath);
+        await manifest.remove(clip.id, clip.date);
         result.deleted++;
         result.bytes += clip.size;
         log.info({ clip: clip.id }, "retention: deleted");

@@ -1,7 +1,7 @@
 import schedule from "node-schedule";
 import type { Config } from "../config/load.js";
 import { errorMessage, type Logger } from "../util/log.js";
-import type { RunQueue } from "./queue.js";
+import type { Triggers } from "./triggers.js";
 
 /**
  * Time-based work on node-schedule: `schedule.sync` (cron) asks the queue for a catch-up run;
@@ -10,7 +10,7 @@ import type { RunQueue } from "./queue.js";
 
 export interface SchedulerDeps {
   config: Config;
-  queue: RunQueue;
+  queue: Triggers;
   logger: Logger;
   /** The retention job; called only when retention.remoteDays is set. */
   retention: () => Promise<void>;
@@ -29,7 +29,7 @@ export class Scheduler {
       logger.info("no schedule.sync: catch-up runs only on triggers");
     } else {
       this.syncJob = this.add(cron, () => {
-        queue.request({ source: "schedule" }).catch((err: unknown) => {
+        queue.request({ origin: "schedule" }).catch((err: unknown) => {
           logger.debug({ err: errorMessage(err) }, "scheduled run not done");
         });
       });

@@ -1,149 +1,182 @@
-import type { MqttLink } from "../extensions/contract.js";
+import { type SourceState, type StatusDocument, statusDocument } from "../app/status.js";
+import type { SourceRef } from "../clips/sources.js";
 import type { Manifest } from "../manifest/manifest.js";
-import type { EventBus, RunSummary } from "../util/events.js";
+import type { EventBus } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 
 /**
- * The service's state as one retained JSON document on `<baseTopic>/state`, sent again on every
- * sync event (debounced a little), on pause changes and after every (re)connect. Its keys follow
- * `status --json`, plus what only the daemon knows (running, paused, runs since start).
+ * The one owner of the service's state. What the manifest holds (totals, last run, each
+ * source's last error...) plus what only the running daemon knows (which source is syncing,
+ * pending clips counting down during a run, whether each device and the vault answer), kept
+ * current from the event bus. Home Assistant, the Telegram bot, `/metrics` and the MQTT state
+ * topic all read `snapshot()`; none keeps its own copy.
  */
 
-export interface StateQueue {
-  readonly running: boolean;
-  readonly paused: boolean;
-  readonly runsStarted: number;
-  nextScheduledRun(): Date | undefined;
-  onPausedChange(listener: (paused: boolean) => void): () => void;
-  onRunningChange(listener: (running: boolean) => void): () => void;
+export interface LiveSourceState extends SourceState {
+  syncing: boolean;
 }
 
-export interface ServiceState {
+export interface ServiceStateDoc extends Omit<StatusDocument, "sources"> {
   running: boolean;
   paused: boolean;
   /** Sync runs started since `serve` started. */
   runsSinceStart: number;
   nextSync: string | null;
-  lastRun: RunSummary | null;
-  lastSuccessAt: string | null;
-  lastError: { message: string; at: string } | null;
-  lastClip: { id: string; camera: string; at: string } | null;
-  totals: { clips: number; bytes: number };
-  /** Clips seen but not backed up yet (counts down during a run). */
-  pending: number;
+  /** Whether the vault answered lately (null until known). */
+  vaultReachable: boolean | null;
+  sources: Record<string, LiveSourceState>;
   at: string;
 }
 
-/**
- * The state document from the manifest and the queue. Callers pass what they track live
- * themselves (runs since start, pending during a run, ...), which wins over the stored values.
- */
-export function serviceState(
-  manifest: Manifest,
-  queue: Pick<StateQueue, "running" | "paused" | "nextScheduledRun">,
-  live: Pick<ServiceState, "runsSinceStart"> & Partial<ServiceState>,
-): ServiceState {
-  const st = manifest.status;
-  return {
-    running: queue.running,
-    paused: queue.paused,
-    nextSync: queue.nextScheduledRun()?.toISOString() ?? null,
-    lastRun: st.lastRun ?? null,
-    lastSuccessAt: st.lastSuccessAt ?? null,
-    lastError: st.lastError ?? null,
-    lastClip: st.lastClip ?? null,
-    totals: { ...st.totals },
-    pending: st.pending,
-    at: new Date().toISOString(),
-    ...live,
-  };
+/** What the state reads of the trigger queue. */
+export interface StateQueue {
+  readonly paused: boolean;
+  readonly runsStarted: number;
+  nextScheduledRun(): Date | undefined;
+  onPausedChange(listener: (paused: boolean) => void): () => void;
 }
 
-export interface StatePublisherDeps {
+export interface ServiceStateDeps {
   events: EventBus;
-  manifest: Manifest;
+  manifest: Pick<Manifest, "status">;
   queue: StateQueue;
-  mqtt: MqttLink;
+  sources: ReadonlyArray<SourceRef & { description: string }>;
+  /** Lists the vault's root: does it answer? */
+  checkVault(): Promise<boolean>;
   logger: Logger;
-  debounceMs?: number;
 }
 
-export class StatePublisher {
-  private readonly topic: string;
+export class ServiceState {
+  private readonly syncing = new Map<string, readonly string[]>();
+  private readonly livePending = new Map<string, number>();
+  private readonly reachable = new Map<string, boolean>();
+  private readonly planned = new Set<string>();
+  /** A run that failed as a whole (not a source's part) is only an event. */
+  private lastFailure: { message: string; at: string } | undefined;
+  private vaultReachable: boolean | undefined;
+  private vaultCheck: Promise<boolean> | undefined;
+  private readonly listeners = new Set<() => void>();
   private readonly disposers: Array<() => unknown> = [];
-  private timer: NodeJS.Timeout | undefined;
-  private livePending: number | undefined;
-  private stopped = false;
 
-  constructor(private readonly deps: StatePublisherDeps) {
-    this.topic = `${deps.mqtt.baseTopic}/state`;
-  }
+  constructor(private readonly deps: ServiceStateDeps) {}
 
   start(): void {
-    const { events, queue, mqtt } = this.deps;
-    const later = () => this.schedule();
+    const { events, queue } = this.deps;
     this.disposers.push(
-      events.on("syncStarted", later),
+      events.on("syncStarted", (e) => {
+        this.syncing.set(e.runId, e.sources);
+        this.changed();
+      }),
       events.on("syncPlanned", (e) => {
-        this.livePending = e.toUpload + e.pending;
-        this.schedule();
+        this.planned.add(e.runId);
+        this.reachable.set(e.source, true);
+        this.livePending.set(e.source, e.toUpload + e.pending);
+        this.changed();
       }),
-      events.on("clipBackedUp", () => {
-        if (this.livePending !== undefined) this.livePending = Math.max(0, this.livePending - 1);
-        this.schedule();
+      events.on("sourceFailed", (e) => {
+        this.reachable.set(e.source, false);
+        this.changed();
       }),
-      events.on("clipFailed", later),
-      events.on("syncFinished", () => {
-        this.livePending = undefined;
-        this.schedule();
+      events.on("clipBackedUp", (e) => {
+        this.vaultReachable = true;
+        const n = this.livePending.get(e.source);
+        if (n !== undefined) this.livePending.set(e.source, Math.max(0, n - 1));
+        this.changed();
       }),
-      events.on("syncFailed", () => {
-        this.livePending = undefined;
-        this.schedule();
+      events.on("clipFailed", () => this.changed()),
+      events.on("syncFinished", (run) => {
+        this.runEnded(run.runId);
+        if (run.failed > 0) void this.checkVault();
       }),
-      queue.onPausedChange(later),
-      // `running` ends after the run's last event: say so once it has.
-      queue.onRunningChange(later),
-      mqtt.onConnect(() => void this.publish()),
+      events.on("syncFailed", (e) => {
+        this.lastFailure = { message: e.error, at: e.at };
+        if (this.planned.has(e.runId)) void this.checkVault();
+        this.runEnded(e.runId);
+      }),
+      queue.onPausedChange(() => this.changed()),
     );
-    if (mqtt.connected) void this.publish();
   }
 
-  snapshot(): ServiceState {
-    const { manifest, queue } = this.deps;
-    return serviceState(manifest, queue, {
-      runsSinceStart: queue.runsStarted,
-      pending: this.livePending ?? manifest.status.pending,
-    });
-  }
-
-  /** Stops listening and publishes a last state (not running). */
-  async stop(): Promise<void> {
-    this.stopped = true;
-    clearTimeout(this.timer);
+  stop(): void {
     for (const d of this.disposers.splice(0)) d();
-    await this.send();
+    this.listeners.clear();
   }
 
-  private schedule(): void {
-    if (this.timer || this.stopped) return;
-    this.timer = setTimeout(() => {
-      this.timer = undefined;
-      void this.publish();
-    }, this.deps.debounceMs ?? 50);
+  /** Called on every change (callers debounce as they need). Returns an unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
-  private async publish(): Promise<void> {
-    if (!this.stopped) await this.send();
+  /** True while a run of any source is in progress (from the run's own events). */
+  get running(): boolean {
+    return this.syncing.size > 0;
   }
 
-  private async send(): Promise<void> {
-    const { mqtt, logger } = this.deps;
-    if (!mqtt.connected) return; // sent again on connect
-    try {
-      await mqtt.publish(this.topic, JSON.stringify(this.snapshot()), { retain: true, qos: 1 });
-    } catch (err) {
-      logger.debug({ err: errorMessage(err) }, "could not publish the state");
+  /** Looks whether the vault answers (at most one look at a time). */
+  checkVault(): Promise<boolean> {
+    this.vaultCheck ??= this.deps
+      .checkVault()
+      .catch((err: unknown) => {
+        this.deps.logger.debug({ err: errorMessage(err) }, "vault check failed");
+        return false;
+      })
+      .then((ok) => {
+        this.vaultReachable = ok;
+        this.vaultCheck = undefined;
+        this.changed();
+        return ok;
+      });
+    return this.vaultCheck;
+  }
+
+  snapshot(): ServiceStateDoc {
+    const { manifest, queue } = this.deps;
+    const doc = statusDocument(manifest.status, this.deps.sources);
+    const syncing = new Set([...this.syncing.values()].flat());
+    const sources: Record<string, LiveSourceState> = {};
+    for (const [name, s] of Object.entries(doc.sources)) {
+      sources[name] = {
+        ...s,
+        pending: this.livePending.get(name) ?? s.pending,
+        reachable: this.reachable.get(name) ?? s.reachable,
+        syncing: syncing.has(name),
+      };
+    }
+    const lastError = newest(doc.lastError ?? undefined, this.lastFailure) ?? null;
+    return {
+      ...doc,
+      lastError,
+      pending: Object.values(sources).reduce((n, s) => n + s.pending, 0),
+      running: this.running,
+      paused: queue.paused,
+      runsSinceStart: queue.runsStarted,
+      nextSync: queue.nextScheduledRun()?.toISOString() ?? null,
+      vaultReachable: this.vaultReachable ?? null,
+      sources,
+      at: new Date().toISOString(),
+    };
+  }
+
+  private runEnded(runId: string): void {
+    for (const name of this.syncing.get(runId) ?? []) this.livePending.delete(name);
+    this.syncing.delete(runId);
+    this.planned.delete(runId);
+    this.changed();
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) {
+      try {
+        listener();
+      } catch (err) {
+        this.deps.logger.warn({ err: errorMessage(err) }, "a state listener failed");
+      }
     }
   }
+}
+
+function newest<T extends { at: string }>(a: T | undefined, b: T | undefined): T | undefined {
+  if (!a || !b) return a ?? b;
+  return Date.parse(b.at) > Date.parse(a.at) ? b : a;
 }

@@ -1,10 +1,12 @@
 import { isDate, parseClipId, stripControl, unsafeSegmentReason } from "../clips/clipId.js";
+import { SOURCE_NAME } from "../config/schema.js";
 import type { TriggerRequest } from "../extensions/contract.js";
 
 /**
  * What an MQTT trigger asks for. The payload is untrusted (anyone who can publish on the broker
  * sends it): empty, a plain token (the original motioneye.sh), or JSON such as
- * `{"camera":"Camera1","file":"/data/output/Camera1/2024-05-01/12-00-00.mp4"}`. Whatever is odd
+ * `{"camera":"Camera1","file":"/data/output/Camera1/2024-05-01/12-00-00.mp4","source":"garage"}`
+ * (`source`: which camera device, when the vault has several). Whatever is odd
  * about it is reported in `problems` and the message still counts as a plain trigger: a bad
  * payload never costs a backup, and never names a path outside the vault.
  */
@@ -25,6 +27,12 @@ export interface PayloadOptions {
   mediaRoot?: string;
 }
 
+export interface TriggerOptions {
+  extensions: readonly string[];
+  /** The sources that are local folders: a file under one of them is that source's. */
+  localRoots?: ReadonlyArray<{ source: string; root: string }>;
+}
+
 export interface ParsedTrigger {
   request: TriggerRequest;
   /** The payload's camera, safe to log (control characters replaced, shortened). */
@@ -41,9 +49,9 @@ export function printable(s: string): string {
   return clean.length > LOG_CHARS ? `${clean.slice(0, LOG_CHARS - 3)}...` : clean;
 }
 
-export function parseTriggerPayload(payload: Uint8Array, opts: PayloadOptions): ParsedTrigger {
+export function parseTriggerPayload(payload: Uint8Array, opts: TriggerOptions): ParsedTrigger {
   const plain = (problems: string[] = []): ParsedTrigger => ({
-    request: { source: "mqtt" },
+    request: { origin: "mqtt" },
     problems,
   });
   if (payload.length === 0) return plain();
@@ -74,7 +82,15 @@ export function parseTriggerPayload(payload: Uint8Array, opts: PayloadOptions): 
   }
   const fields = doc as Record<string, unknown>;
   const problems: string[] = [];
-  const out: ParsedTrigger = { request: { source: "mqtt" }, problems };
+  const out: ParsedTrigger = { request: { origin: "mqtt" }, problems };
+
+  const source = fields.source;
+  if (typeof source === "string") {
+    if (SOURCE_NAME.test(source)) out.request.source = source;
+    else if (source !== "") problems.push(`"source" ignored: not a source name`);
+  } else if (source !== undefined && source !== null) {
+    problems.push(`"source" must be a string, not ${typeName(source)}`);
+  }
 
   const camera = fields.camera;
   if (typeof camera === "string") {
@@ -87,9 +103,13 @@ export function parseTriggerPayload(payload: Uint8Array, opts: PayloadOptions): 
   if (typeof file === "string") {
     if (file.length > 0) {
       out.file = printable(file);
-      const mapped = clipIdsForPath(file, opts);
-      if ("ids" in mapped) out.request.clipIds = mapped.ids;
-      else problems.push(`"file" ignored: ${mapped.problem}`);
+      // Under a local source's folder: that source's clip, exactly.
+      const local = opts.localRoots?.find((l) => file.startsWith(`${l.root.replace(/\/+$/, "")}/`));
+      const mapped = clipIdsForPath(file, { extensions: opts.extensions, mediaRoot: local?.root });
+      if ("ids" in mapped) {
+        out.request.clipPaths = mapped.ids;
+        if (local && out.request.source === undefined) out.request.source = local.source;
+      } else problems.push(`"file" ignored: ${mapped.problem}`);
     }
   } else if (file !== undefined && file !== null) {
     problems.push(`"file" must be a string, not ${typeName(file)}`);
@@ -113,7 +133,7 @@ function typeName(v: unknown): string {
 }
 
 /**
- * Clip ids a camera file path may stand for, most likely first. motionEye's path is
+ * Clip paths (on a source) a camera file path may stand for, most likely first. motionEye's path is
  * `<media root>/<camera>/<YYYY-MM-DD>/<name>`; the vault's media root may hold the camera folders
  * (id `camera/date/name`) or be that one camera's folder (id `date/name`), and the camera's view
  * of its disk need not match ours, so both candidates are given. They only set the order of a
@@ -160,6 +180,11 @@ function check(
   const ids: string[] = [];
   let problem = "";
   for (const id of candidates) {
+    // A path on a source is `[camera/]date/name`: a source's own prefix is never part of it.
+    if (id.split("/").length > 3) {
+      problem ||= `"${printable(id)}" is deeper than [camera/]date/name`;
+      continue;
+    }
     try {
       ids.push(parseClipId(id, opts.extensions).id);
     } catch (err) {

@@ -1,7 +1,16 @@
 import type { Readable } from "node:stream";
 
-/** One entry of a directory listing. Paths are always `/`-separated and relative to the store root. */
-export interface StoreEntry {
+/**
+ * The two sides of the vault, as rclone's small backend interface: a camera is a `Source`
+ * (read-only), the backup is a `VaultStore` (written, never partially). Backends live in
+ * `source/` and `vault/` and register themselves in each folder's `registry.ts`.
+ *
+ * All `path` arguments are relative to the backend's root, `/`-separated, already checked by
+ * `src/clips/clipId.ts`; backends join them under their root and must not resolve `..`.
+ */
+
+/** One entry of a directory listing. */
+export interface Entry {
   name: string;
   kind: "file" | "dir";
   size: number;
@@ -9,39 +18,53 @@ export interface StoreEntry {
   mtimeMs: number;
 }
 
-export interface WriteResult {
-  /** Bytes that reached the destination under the final name. */
+/** Where clips come from: a camera's media root (FTP, a local folder). Read-only. */
+export interface Source {
+  /** Human-readable location, for logs and errors (never contains secrets). */
+  readonly description: string;
+  /** The media root on this machine, when the source is a local folder (maps trigger paths). */
+  readonly localRoot?: string;
+  /** Entries of a directory; an absent directory lists as []. */
+  list(dir: string): Promise<Entry[]>;
+  /** Entry for a path, or undefined when it does not exist. */
+  stat(path: string): Promise<Entry | undefined>;
+  /** A stream of the file's bytes. The caller must consume or destroy it. */
+  read(path: string): Promise<Readable>;
+  /** Releases connections. Safe to call twice. */
+  close(): Promise<void>;
+}
+
+export interface PutOptions {
+  /** The upload fails (and nothing gets the final name) unless exactly this many bytes arrived. */
+  expectedSize?: number;
+  /**
+   * Called once the temporary upload is complete and size-checked, just before it is renamed
+   * into place; when it throws, the upload is removed and `put` fails with that error.
+   */
+  beforeCommit?: () => Promise<void>;
+}
+
+export interface PutResult {
+  /** Bytes that reached the store under the final name. */
   size: number;
 }
 
-/**
- * One interface for every place clips live: the camera (FTP), the vault (SFTP) and local folders.
- * Sync and restore only ever talk to this, as rclone's backends do.
- *
- * All `path` arguments are relative to the store's root, `/`-separated, already checked by
- * `clipPath.ts`; stores join them under their root and must not resolve `..`.
- */
-export interface Store {
-  /** Human-readable location, for logs and errors (never contains secrets). */
+/** Where backups live (SFTP, a local folder, S3): written through a temporary name, never partial. */
+export interface VaultStore {
   readonly description: string;
   /** Entries of a directory; an absent directory lists as []. */
-  list(dir: string): Promise<StoreEntry[]>;
-  /** Entry for a path, or undefined when it does not exist. */
-  stat(path: string): Promise<StoreEntry | undefined>;
-  /** A stream of the file's bytes. The caller must consume or destroy it. */
+  list(dir: string): Promise<Entry[]>;
+  stat(path: string): Promise<Entry | undefined>;
   read(path: string): Promise<Readable>;
   /**
-   * Writes `data` to a temporary name next to `path` (`<name>.part-<random>`), checks that the
-   * size that arrived equals `expectedSize` when given, then renames it into place atomically,
-   * replacing any existing file. Creates parent directories. On any failure the temporary file is
-   * removed (best effort) and nothing appears under `path`.
+   * Writes `data` to a temporary name next to `path` (`<name>.part-<random>`), checks its size,
+   * runs `beforeCommit`, then renames it into place atomically, replacing any existing file.
+   * Creates parent directories. On any failure the temporary file is removed (best effort) and
+   * nothing appears under `path`.
    */
-  writeAtomic(path: string, data: Readable, opts?: { expectedSize?: number }): Promise<WriteResult>;
-  /** Renames within the store, replacing the target. */
-  rename(from: string, to: string): Promise<void>;
+  put(path: string, data: Readable, opts?: PutOptions): Promise<PutResult>;
   /** Removes a file; a missing file is not an error. */
   remove(path: string): Promise<void>;
-  /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
 }
 

@@ -1,16 +1,43 @@
-import { EventEmitter } from "node:events";
+import { errorMessage, type Logger, silentLogger } from "./log.js";
 
 /** What a sync run reports. Extensions (Home Assistant, Telegram, progress bars) listen here. */
 export interface VaultEvents {
-  syncStarted: [{ runId: string; trigger: string; startedAt: string }];
-  syncPlanned: [{ runId: string; toUpload: number; bytes: number; pending: number }];
+  syncStarted: [{ runId: string; trigger: string; startedAt: string; sources: string[] }];
+  /** One source listed and planned. */
+  syncPlanned: [
+    { runId: string; source: string; toUpload: number; bytes: number; pending: number },
+  ];
+  /** One source could not be listed: its part of the run failed; the others go on. */
+  sourceFailed: [{ runId: string; source: string; error: string; at: string }];
   clipProgress: [{ runId: string; id: string; bytes: number }];
   clipBackedUp: [
-    { runId: string; id: string; camera: string; date: string; size: number; at: string },
+    {
+      runId: string;
+      id: string;
+      source: string;
+      camera: string;
+      date: string;
+      size: number;
+      at: string;
+    },
   ];
-  clipFailed: [{ runId: string; id: string; error: string; willRetry: boolean }];
+  clipFailed: [{ runId: string; id: string; source: string; error: string; willRetry: boolean }];
   syncFinished: [RunSummary];
-  syncFailed: [{ runId: string; error: string; at: string }];
+  /** The run as a whole failed (e.g. the manifest could not be read): nothing was done. */
+  syncFailed: [{ runId: string; error: string; at: string; sources: string[] }];
+}
+
+/** One source's part of a run. */
+export interface SourceRunSummary {
+  uploaded: number;
+  failed: number;
+  pending: number;
+  bytes: number;
+  /** Whether its listing worked. */
+  reachable: boolean;
+  /** Why its part is not complete (it could not be listed, or a clip failed): the first error. */
+  error?: string;
+  nextSettleAt?: number;
 }
 
 export interface RunSummary {
@@ -26,26 +53,43 @@ export interface RunSummary {
   error?: string;
   /** Soonest time (ms epoch) at which a pending clip should have settled. */
   nextSettleAt?: number;
+  /** Each source's part, by name (absent in runs recorded before `sources:` existed). */
+  sources?: Record<string, SourceRunSummary>;
 }
 
-/** A typed event bus, as zigbee2mqtt's: producers never import their listeners. */
-export class EventBus {
-  private readonly emitter = new EventEmitter();
+type Listener = (...args: never[]) => void;
 
-  constructor() {
-    this.emitter.setMaxListeners(50);
-  }
+/**
+ * A typed event bus, as zigbee2mqtt's: producers never import their listeners, and each listener
+ * runs wrapped, so one that throws is logged and never reaches the producer (a broken Home
+ * Assistant publisher cannot change a run's result).
+ */
+export class EventBus {
+  private readonly listeners = new Map<keyof VaultEvents, Set<Listener>>();
+
+  constructor(private readonly logger: Logger = silentLogger) {}
 
   emit<K extends keyof VaultEvents>(event: K, ...args: VaultEvents[K]): void {
-    this.emitter.emit(event, ...args);
+    for (const listener of [...(this.listeners.get(event) ?? [])]) {
+      const failed = (err: unknown) =>
+        this.logger.error({ event, err: errorMessage(err) }, "an event listener failed");
+      try {
+        const result: unknown = (listener as unknown as (...a: VaultEvents[K]) => unknown)(...args);
+        if (result instanceof Promise) result.catch(failed);
+      } catch (err) {
+        failed(err);
+      }
+    }
   }
 
   on<K extends keyof VaultEvents>(
     event: K,
     listener: (...args: VaultEvents[K]) => void,
   ): () => void {
-    const l = listener as (...a: unknown[]) => void;
-    this.emitter.on(event, l);
-    return () => this.emitter.off(event, l);
+    const set = this.listeners.get(event) ?? new Set<Listener>();
+    this.listeners.set(event, set);
+    const l = listener as unknown as Listener;
+    set.add(l);
+    return () => set.delete(l);
   }
 }

@@ -3,6 +3,7 @@ import { existsSync } from "node:fs";
 import { mkdir, rm, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { ageKeygenRecipient } from "../harness/age.js";
 import { spawnCli } from "../harness/cli.js";
 import { ftpSource } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
@@ -24,12 +25,20 @@ import { stopProcess, track } from "../harness/processes.js";
  */
 
 const BASE = "motioneye-vault";
+const VAULT_PAGE = "homeassistant://hassio/addon/local_motioneye_vault/info";
 const PREFIX = "homeassistant";
 const WAIT = 20_000;
 /** For waits that include starting `serve` (node + tsx), on a machine busy with other tests. */
 const START_WAIT = 45_000;
 const TEST_TIMEOUT = 90_000;
 const TZ = /(Z|[+-]\d{2}:\d{2})$/;
+/** The vault device's entities (the cameras have 2 each). */
+const VAULT_ENTITIES = 15;
+/** A real JPEG (16x16, one colour, made by ffmpeg): what motionEye writes as `<movie>.thumb`. */
+const THUMB_JPEG = Buffer.from(
+  "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgQEBMQExYWFhYWFhoYGhsbGxoaGhobGxsdHR0iIiIdHR0bGx0dICAiIiUmJSMjIiMmJigoKDAwLi44ODpFRVP/xABLAAEBAAAAAAAAAAAAAAAAAAAABgEBAAAAAAAAAAAAAAAAAAAABhABAAAAAAAAAAAAAAAAAAAAABEBAAAAAAAAAAAAAAAAAAAAAP/AABEIABAAEAMBIgACEQADEQD/2gAMAwEAAhEDEQA/AJ4AgGX/2Q==",
+  "base64",
+);
 
 function localToday(): string {
   const d = new Date();
@@ -145,10 +154,16 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
         url: broker.url,
         baseTopic: BASE,
         embeddedBroker: { enabled: false },
-        homeassistant: { enabled, discoveryPrefix: PREFIX, rediscoverDelaySeconds: 0.5 },
+        homeassistant: {
+          enabled,
+          discoveryPrefix: PREFIX,
+          rediscoverDelaySeconds: 0.5,
+          configurationUrl: VAULT_PAGE,
+        },
       },
       schedule: { sync: "" },
       sync: { retries: 0 },
+      http: { port: 0 }, // no HTTP listener: nothing here calls it
       log: { level: "info" },
     });
 
@@ -159,11 +174,11 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
 
   it("publishes retained configs with unique ids, the device and availability", async () => {
     await startServe();
-    // The vault's 13 entities and 2 per camera (Camera1, OldCam).
+    // The vault's entities and 2 per camera (Camera1, OldCam).
     const msgs = await retainedUntil(
       [`${PREFIX}/#`, `${BASE}/#`],
       (m) =>
-        configsOf(m).length === 13 + 2 * 2 &&
+        configsOf(m).length === VAULT_ENTITIES + 2 * 2 &&
         m.some((x) => x.topic === `${BASE}/availability` && x.payload === "online") &&
         m.some((x) => x.topic === `${BASE}/state`),
       "discovery",
@@ -213,6 +228,12 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
     // The document still carries serve's own state keys (it replaces serve's state publisher).
     expect(s).toMatchObject({ running: false, paused: false, totals: { clips: 2 } });
     expect(s.lastSuccessAt).toMatch(TZ);
+    // The recipient of the identity in the add-on's data, as `age-keygen -y` reads it.
+    expect(s.age_recipient).toBe(await ageKeygenRecipient(join(work, "state", "identity.txt")));
+    // Links: the project's page on every entity, the vault's own page on its device.
+    const origin = payloads[0]?.origin as Record<string, unknown>;
+    expect(origin.support_url).toMatch(/^https:\/\//);
+    expect(vaultDevice.configuration_url).toBe(VAULT_PAGE);
   });
 
   it("the switch turns backups off; a stopped serve leaves every entity unavailable", async () => {
@@ -230,7 +251,7 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
     const msgs = await retainedUntil(
       [`${PREFIX}/#`, `${BASE}/#`],
       (m) =>
-        configsOf(m).length === 13 + 2 &&
+        configsOf(m).length === VAULT_ENTITIES + 2 &&
         m.some((x) => x.topic === `${BASE}/availability` && x.payload === "online"),
       "OldCam's configs to go",
       START_WAIT,
@@ -244,6 +265,7 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
   it("while paused the button is ignored; switched on, it backs up a new clip", async () => {
     const id = `Camera1/${localToday()}/09-30-00.mp4`;
     await writeClip(source, id);
+    await writeFile(join(source, `${id}.thumb`), THUMB_JPEG);
     const from = output.length;
     await mosquittoPub(broker.url, `${BASE}/sync/set`, "PRESS", { qos: 1 });
     await waitForOutput(/Home Assistant asked for a sync[\s\S]*paused/i, from);
@@ -279,11 +301,28 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
       "clips today",
     );
     expect(json(camera[0]).last_clip).toBe(id);
+
+    // Home Assistant's image entity reads the clip's thumbnail: JPEG bytes, retained.
+    const image = configsOf(await retained(`${PREFIX}/image/#`));
+    expect(image.map((m) => m.topic)).toEqual([
+      `${PREFIX}/image/motioneye_vault/last_clip_thumbnail/config`,
+    ]);
+    expect(JSON.parse(image[0]?.payload ?? "{}")).toMatchObject({
+      image_topic: `${BASE}/thumbnail`,
+      content_type: "image/jpeg",
+      unique_id: "motioneye_vault_last_clip_thumbnail",
+    });
+    const [thumbnail] = await retainedUntil(
+      `${BASE}/thumbnail`,
+      (m) => m[0]?.payloadBytes.equals(THUMB_JPEG) === true,
+      "the clip's thumbnail",
+    );
+    expect(thumbnail?.retained).toBe(true);
   });
 
   it("Home Assistant's birth message brings discovery back", async () => {
     const before = configsOf(await retained(`${PREFIX}/#`));
-    expect(before.length).toBe(13 + 2);
+    expect(before.length).toBe(VAULT_ENTITIES + 2);
     // Home Assistant lost everything (a broker without persistence restarted, say).
     for (const m of before) await mosquittoPub(broker.url, m.topic, "", { retain: true, qos: 1 });
     expect(configsOf(await retained(`${PREFIX}/#`))).toEqual([]);
@@ -306,7 +345,7 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
   });
 
   it("with homeassistant.enabled: false, the next start removes every config it published", async () => {
-    expect(configsOf(await retained(`${PREFIX}/#`)).length).toBe(13 + 2);
+    expect(configsOf(await retained(`${PREFIX}/#`)).length).toBe(VAULT_ENTITIES + 2);
     await writeServeConfig(false);
     await startServe();
     await retainedUntil(
@@ -376,6 +415,7 @@ describe("Home Assistant: the camera goes away and comes back", { timeout: TEST_
       mqtt: { url: broker.url, baseTopic: BASE, embeddedBroker: { enabled: false } },
       schedule: { sync: "" },
       sync: { retries: 0 },
+      http: { port: 0 },
     });
     serve = track(spawnCli(["serve", "--config", config]), { name: "serve" });
     serve.stderr?.on("data", (d: Buffer) => {

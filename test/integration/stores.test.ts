@@ -1,5 +1,5 @@
 /**
- * The FTP and SFTP stores against real servers: vsftpd (LIST without MLSD, like many cameras)
+ * The FTP source and the SFTP vault against real servers: vsftpd (LIST without MLSD, like many cameras)
  * and a private OpenSSH sshd with internal-sftp, both on loopback (see test/harness/).
  */
 import { createHash, randomBytes } from "node:crypto";
@@ -9,18 +9,11 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { pino } from "pino";
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it, vi } from "vitest";
-import {
-  createFtpStore,
-  type FtpStoreOptions,
-  parseListTime,
-} from "../../src/storage/source/ftp.js";
-import { PART_PATTERN, type Store } from "../../src/storage/types.js";
-import {
-  createSftpStore,
-  HostKeyMismatchError,
-  hostKeyFingerprint,
-  type SftpStoreOptions,
-} from "../../src/storage/vault/sftp/sftp.js";
+import { createFtpSource, type FtpSourceOptions } from "../../src/storage/source/ftp/ftpSource.js";
+import { parseListTime } from "../../src/storage/source/ftp/listTime.js";
+import { PART_PATTERN, type Source, type VaultStore } from "../../src/storage/types.js";
+import { HostKeyMismatchError, hostKeyFingerprint } from "../../src/storage/vault/sftp/hostKeys.js";
+import { createSftpVault, type SftpVaultOptions } from "../../src/storage/vault/sftp/sftpVault.js";
 import { sha256, tempDir, walk } from "../harness/files.js";
 import { type FtpServer, pseudoRandomBytes, startFtpServer } from "../harness/ftp.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
@@ -102,9 +95,9 @@ describe("parseListTime", () => {
   });
 });
 
-describe("FTP store (vsftpd, LIST + MDTM)", { timeout: 60_000 }, () => {
+describe("FTP source (vsftpd, LIST + MDTM)", { timeout: 60_000 }, () => {
   let ftp: FtpServer;
-  const stores: Store[] = [];
+  const stores: Source[] = [];
   let stdout: ReturnType<typeof watchStdout>;
   const now = new Date();
   // whole seconds, not on a minute boundary: LIST alone would lose the seconds
@@ -114,8 +107,8 @@ describe("FTP store (vsftpd, LIST + MDTM)", { timeout: 60_000 }, () => {
   const oldTime = new Date("2024-05-01T12:00:07Z");
   const clips: Record<string, Awaited<ReturnType<FtpServer["writeClip"]>>> = {};
 
-  const makeStore = (over: Partial<FtpStoreOptions> = {}): Store => {
-    const store = createFtpStore({
+  const makeStore = (over: Partial<FtpSourceOptions> = {}): Source => {
+    const store = createFtpSource({
       host: ftp.host,
       port: ftp.port,
       user: ftp.user,
@@ -299,39 +292,6 @@ describe("FTP store (vsftpd, LIST + MDTM)", { timeout: 60_000 }, () => {
     expect(msg).not.toContain(ftp.password);
   });
 
-  it("writes atomically (STOR to a part name, then RNFR/RNTO) and replaces", async () => {
-    const store = makeStore();
-    const data = pseudoRandomBytes(300_000, "ftp-write");
-    expect(
-      await store.writeAtomic("Upload/2024-06-01/a.bin", Readable.from([data]), {
-        expectedSize: data.length,
-      }),
-    ).toEqual({ size: data.length });
-    expect(sha256(await readFile(join(ftp.localRoot, "Upload/2024-06-01/a.bin")))).toBe(
-      sha256Hex(data),
-    );
-    await store.writeAtomic("Upload/2024-06-01/a.bin", Readable.from([Buffer.from("v2")]));
-    expect((await readFile(join(ftp.localRoot, "Upload/2024-06-01/a.bin"))).toString()).toBe("v2");
-
-    // a failing source and a size mismatch leave neither the final name nor a part file
-    await expect(
-      store.writeAtomic("Upload/2024-06-01/b.bin", failingSource(200_000)),
-    ).rejects.toThrow(/Upload\/2024-06-01\/b\.bin/);
-    await expect(
-      store.writeAtomic("Upload/2024-06-01/c.bin", Readable.from([data]), { expectedSize: 5 }),
-    ).rejects.toThrow(/expected 5 bytes/);
-    await expect(
-      store.writeAtomic("Upload/2024-06-01/e.bin", createReadStream(join(ftp.base, "nope"))),
-    ).rejects.toThrow(/ENOENT/);
-    const files = await walk(join(ftp.localRoot, "Upload"));
-    expect(files).toEqual(["2024-06-01/a.bin"]);
-
-    await store.rename("Upload/2024-06-01/a.bin", "Upload/2024-06-01/d.bin");
-    await store.remove("Upload/2024-06-01/d.bin");
-    await store.remove("Upload/2024-06-01/d.bin"); // missing is fine
-    expect(await walk(join(ftp.localRoot, "Upload"))).toEqual([]);
-  });
-
   it("reconnects after the server restarted", async () => {
     const store = makeStore({ maxConnections: 1 });
     expect(await store.list("Camera2")).toHaveLength(1);
@@ -343,15 +303,15 @@ describe("FTP store (vsftpd, LIST + MDTM)", { timeout: 60_000 }, () => {
   });
 });
 
-describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
+describe("SFTP vault (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
   let sshd: SftpServer;
   let state: string;
   let privateKey: Buffer;
-  const stores: Store[] = [];
+  const stores: VaultStore[] = [];
   let stdout: ReturnType<typeof watchStdout>;
 
-  const makeStore = (over: Partial<SftpStoreOptions> = {}): Store => {
-    const store = createSftpStore({
+  const makeStore = (over: Partial<SftpVaultOptions> = {}): VaultStore => {
+    const store = createSftpVault({
       host: sshd.host,
       port: sshd.port,
       username: sshd.username,
@@ -397,13 +357,9 @@ describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
     const chunks = Array.from({ length: Math.ceil(data.length / 65_536) }, (_, i) =>
       data.subarray(i * 65_536, (i + 1) * 65_536),
     );
-    const result = await store.writeAtomic(
-      "Camera1/2024-05-01/12-00-00.mp4.age",
-      Readable.from(chunks),
-      {
-        expectedSize: data.length,
-      },
-    );
+    const result = await store.put("Camera1/2024-05-01/12-00-00.mp4.age", Readable.from(chunks), {
+      expectedSize: data.length,
+    });
     expect(result).toEqual({ size: data.length });
 
     const local = join(sshd.root, "Camera1/2024-05-01/12-00-00.mp4.age");
@@ -430,15 +386,13 @@ describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
 
   it("leaves nothing behind when the source fails mid-way, keeping an existing file", async () => {
     const store = makeStore();
-    await expect(
-      store.writeAtomic("Fail/2024-05-02/a.mp4.age", failingSource(3 * MiB)),
-    ).rejects.toThrow(/camera went away/);
+    await expect(store.put("Fail/2024-05-02/a.mp4.age", failingSource(3 * MiB))).rejects.toThrow(
+      /camera went away/,
+    );
     expect((await remoteFiles()).filter((f) => f.startsWith("Fail/"))).toEqual([]);
 
-    await store.writeAtomic("Fail/2024-05-02/b.mp4.age", Readable.from([Buffer.from("original")]));
-    await expect(
-      store.writeAtomic("Fail/2024-05-02/b.mp4.age", failingSource(MiB)),
-    ).rejects.toThrow();
+    await store.put("Fail/2024-05-02/b.mp4.age", Readable.from([Buffer.from("original")]));
+    await expect(store.put("Fail/2024-05-02/b.mp4.age", failingSource(MiB))).rejects.toThrow();
     expect((await remoteFiles()).filter((f) => f.startsWith("Fail/"))).toEqual([
       "Fail/2024-05-02/b.mp4.age",
     ]);
@@ -450,27 +404,39 @@ describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
   it("reports a source that cannot even open, without an unhandled error", async () => {
     const store = makeStore();
     const source = createReadStream(join(sshd.root, "no-such-local-file"));
-    await expect(store.writeAtomic("Open/x.age", source)).rejects.toThrow(/ENOENT/);
+    await expect(store.put("Open/x.age", source)).rejects.toThrow(/ENOENT/);
     expect((await remoteFiles()).filter((f) => f.startsWith("Open/"))).toEqual([]);
   });
 
   it("rejects an expectedSize mismatch and removes the part file", async () => {
     const store = makeStore();
     const err = await store
-      .writeAtomic("Size/x.age", Readable.from([Buffer.alloc(1000)]), { expectedSize: 999 })
+      .put("Size/x.age", Readable.from([Buffer.alloc(1000)]), { expectedSize: 999 })
       .catch((e: unknown) => e);
     expect((err as Error).message).toMatch(/expected 999 bytes, got 1000/);
     expect((err as Error).message).toContain(`127.0.0.1:${sshd.port}`);
     expect((await remoteFiles()).filter((f) => f.startsWith("Size/"))).toEqual([]);
   });
 
-  it("replaces an existing file atomically (posix-rename), by writeAtomic and rename", async () => {
+  it("replaces an existing file atomically (posix-rename), only once beforeCommit agrees", async () => {
     const store = makeStore();
-    await store.writeAtomic("Replace/a.age", Readable.from([Buffer.from("one")]));
-    await store.writeAtomic("Replace/a.age", Readable.from([Buffer.from("two")]));
+    await store.put("Replace/a.age", Readable.from([Buffer.from("one")]));
+    await store.put("Replace/a.age", Readable.from([Buffer.from("two")]));
     expect(await readFile(join(sshd.root, "Replace/a.age"), "utf8")).toBe("two");
-    await store.writeAtomic("Replace/b.age", Readable.from([Buffer.from("three")]));
-    await store.rename("Replace/b.age", "Replace/a.age");
+    const refuse = async () => {
+      throw new Error("the clip changed on the camera");
+    };
+    await expect(
+      store.put("Replace/a.age", Readable.from([Buffer.from("three")]), { beforeCommit: refuse }),
+    ).rejects.toThrow(/the clip changed on the camera/);
+    expect(await readFile(join(sshd.root, "Replace/a.age"), "utf8")).toBe("two");
+    let asked = 0;
+    await store.put("Replace/a.age", Readable.from([Buffer.from("three")]), {
+      beforeCommit: async () => {
+        asked++;
+      },
+    });
+    expect(asked).toBe(1);
     expect(await readFile(join(sshd.root, "Replace/a.age"), "utf8")).toBe("three");
     expect((await remoteFiles()).filter((f) => f.startsWith("Replace/"))).toEqual([
       "Replace/a.age",
@@ -498,7 +464,7 @@ describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
     }));
     await Promise.all(
       items.map((it) =>
-        store.writeAtomic(it.path, Readable.from([it.data]), { expectedSize: it.data.length }),
+        store.put(it.path, Readable.from([it.data]), { expectedSize: it.data.length }),
       ),
     );
     const back = await Promise.all(
@@ -516,9 +482,7 @@ describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
       store: i % 2 === 0 ? a : b,
       path: `Race/deep/Camera${i % 4}/2024-05-0${1 + (i % 3)}/${i}.age`,
     }));
-    await Promise.all(
-      jobs.map((j) => j.store.writeAtomic(j.path, Readable.from([Buffer.from(j.path)]))),
-    );
+    await Promise.all(jobs.map((j) => j.store.put(j.path, Readable.from([Buffer.from(j.path)]))));
     expect((await remoteFiles()).filter((f) => f.startsWith("Race/")).sort()).toEqual(
       jobs.map((j) => j.path).sort(),
     );
@@ -558,21 +522,21 @@ describe("SFTP store (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
       proxy.setMode({ kind: "cut", afterBytes: 2 * MiB, direction: "up" });
       const data = pseudoRandomBytes(8 * MiB, "cut-upload");
       const err = await store
-        .writeAtomic("Cut/2024-05-04/a.age", Readable.from([data]), { expectedSize: data.length })
+        .put("Cut/2024-05-04/a.age", Readable.from([data]), { expectedSize: data.length })
         .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(Error);
       expect((err as Error).message).toContain(`127.0.0.1:${proxy.port}`);
       expect((err as Error).message).toContain("Cut/2024-05-04/a.age");
       expect((await remoteFiles()).filter((f) => f.startsWith("Cut/"))).toEqual([]);
       proxy.setMode({ kind: "pass" });
-      await store.writeAtomic("Cut/2024-05-04/a.age", Readable.from([data]));
+      await store.put("Cut/2024-05-04/a.age", Readable.from([data]));
       expect(sha256(await readFile(join(sshd.root, "Cut/2024-05-04/a.age")))).toBe(sha256Hex(data));
     });
 
     it("fails a read stream when the connection breaks, then recovers", async () => {
       const store = viaProxy();
       const data = pseudoRandomBytes(8 * MiB, "cut-read");
-      await store.writeAtomic("Cut/2024-05-05/r.age", Readable.from([data]));
+      await store.put("Cut/2024-05-05/r.age", Readable.from([data]));
       proxy.setMode({ kind: "cut", afterBytes: 2 * MiB, direction: "down" });
       const stream = await store.read("Cut/2024-05-05/r.age");
       const err = await readAll(stream).catch((e: unknown) => e);
@@ -599,10 +563,10 @@ describe("SFTP host keys", { timeout: 60_000 }, () => {
   let sshd: SftpServer;
   let privateKey: Buffer;
   let stdout: ReturnType<typeof watchStdout>;
-  const stores: Store[] = [];
+  const stores: VaultStore[] = [];
 
-  const makeStore = (over: Partial<SftpStoreOptions> & { knownHostsFile: string }): Store => {
-    const store = createSftpStore({
+  const makeStore = (over: Partial<SftpVaultOptions> & { knownHostsFile: string }): VaultStore => {
+    const store = createSftpVault({
       host: sshd.host,
       port: sshd.port,
       username: sshd.username,
@@ -643,7 +607,7 @@ describe("SFTP host keys", { timeout: 60_000 }, () => {
       hostKey: sshd.hostKeyFingerprint,
       knownHostsFile: join(state, "hosts/known_hosts"),
     });
-    await store.writeAtomic("pinned.age", Readable.from([Buffer.from("ok")]));
+    await store.put("pinned.age", Readable.from([Buffer.from("ok")]));
     expect(await readFile(join(sshd.root, "pinned.age"), "utf8")).toBe("ok");
     expect(await walk(state)).toEqual([]);
     await store.remove("pinned.age");
@@ -655,7 +619,7 @@ describe("SFTP host keys", { timeout: 60_000 }, () => {
     const store = makeStore({ hostKey: wrong, knownHostsFile: join(state, "known_hosts") });
     const before = await walk(sshd.root);
     const err = await store
-      .writeAtomic("evil.age", Readable.from([Buffer.from("secret clip")]))
+      .put("evil.age", Readable.from([Buffer.from("secret clip")]))
       .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(HostKeyMismatchError);
     const e = err as HostKeyMismatchError;
@@ -677,7 +641,7 @@ describe("SFTP host keys", { timeout: 60_000 }, () => {
     const knownHostsFile = join(state, "nested/dir/known_hosts");
     const { logger, lines } = captureLogger();
     const first = makeStore({ knownHostsFile, logger });
-    await first.writeAtomic("tofu.age", Readable.from([Buffer.from("1")]));
+    await first.put("tofu.age", Readable.from([Buffer.from("1")]));
 
     const original = sshd.hostKeyFingerprint;
     const recorded = await readFile(knownHostsFile, "utf8");
@@ -709,10 +673,7 @@ describe("SFTP host keys", { timeout: 60_000 }, () => {
     // and so is a fresh one; the file is left as it was, nothing new is written remotely
     const before = await walk(sshd.root);
     await expect(
-      makeStore({ knownHostsFile, logger }).writeAtomic(
-        "after.age",
-        Readable.from([Buffer.from("x")]),
-      ),
+      makeStore({ knownHostsFile, logger }).put("after.age", Readable.from([Buffer.from("x")])),
     ).rejects.toBeInstanceOf(HostKeyMismatchError);
     expect(await walk(sshd.root)).toEqual(before);
     expect(await readFile(knownHostsFile, "utf8")).toBe(recorded);

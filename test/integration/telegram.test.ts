@@ -3,11 +3,13 @@ import { mkdir, readdir, rm, utimes, writeFile } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import { pino } from "pino";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { openVault, type Vault } from "../../src/app/vault.js";
+import { App } from "../../src/app/compose.js";
+import type { SyncEngine } from "../../src/backup/engine.js";
 import { loadConfig } from "../../src/config/load.js";
 import type { Extension, TriggerQueue } from "../../src/extensions/contract.js";
 import { restoreData } from "../../src/extensions/telegram/common.js";
 import { createTelegramExtension } from "../../src/extensions/telegram/index.js";
+import { ServiceState } from "../../src/serve/state.js";
 import { spawnCli } from "../harness/cli.js";
 import { sftpDestination } from "../harness/config.js";
 import { type Call, type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
@@ -395,7 +397,7 @@ describe("telegram bot in serve", () => {
 });
 
 /** A TriggerQueue over the vault's engine, for driving the extension without serve. */
-function directQueue(vault: Vault): TriggerQueue {
+function directQueue(engine: SyncEngine): TriggerQueue {
   let running = false;
   return {
     get running() {
@@ -408,7 +410,7 @@ function directQueue(vault: Vault): TriggerQueue {
     async request(req) {
       running = true;
       try {
-        const { plan: _plan, ...summary } = await vault.sync.run({ trigger: req.source });
+        const { plans: _plans, ...summary } = await engine.run({ trigger: req.origin });
         return summary;
       } finally {
         running = false;
@@ -417,10 +419,36 @@ function directQueue(vault: Vault): TriggerQueue {
   };
 }
 
+/** What serve hands the bot, made from the composition root. */
+async function botContext(app: App, queue: TriggerQueue) {
+  const manifest = await app.manifest();
+  const state = new ServiceState({
+    events: app.events,
+    manifest,
+    queue: { ...queue, runsStarted: 0 },
+    sources: app.config.sources.map((s) => ({ ...s, description: s.name })),
+    checkVault: async () => true,
+    logger: app.logger,
+  });
+  state.start();
+  return {
+    config: app.config,
+    logger: app.logger,
+    events: app.events,
+    state,
+    queue,
+    sources: app.sourceSet,
+    sourceViews: [],
+    manifest,
+    vault: await app.vault(),
+  };
+}
+
 describe("telegram extension in-process: limits", () => {
   let tg: FakeTelegram;
   let work: string;
-  let vault: Vault;
+  let app: App;
+  let engine: SyncEngine;
   let ext: Extension | undefined;
   const logs: string[] = [];
 
@@ -437,16 +465,17 @@ describe("telegram extension in-process: limits", () => {
       telegram: { token: TOKEN, apiRoot: tg.apiRoot, allowedChatIds: [OWNER], maxUploadMB: 1 },
     });
     const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(line) });
-    vault = await openVault(loadConfig({ file: cfg, env: {} }), logger);
-    await vault.sync.run({ trigger: "cli" });
-    ext = createTelegramExtension({ vault, queue: directQueue(vault), mqtt: undefined, logger });
+    app = new App(loadConfig({ file: cfg, env: {} }), logger);
+    engine = await app.engine();
+    await engine.run({ trigger: "cli" });
+    ext = createTelegramExtension(await botContext(app, directQueue(engine)));
     await ext?.start();
     await tg.waitForCall("setMyCommands", undefined, LONG_WAIT);
   });
 
   afterAll(async () => {
     await ext?.stop();
-    await vault?.close();
+    await app?.close();
     await Promise.allSettled([tg?.stop(), rm(work, { recursive: true, force: true })]);
   });
 
@@ -454,10 +483,8 @@ describe("telegram extension in-process: limits", () => {
     const loaded = loadConfig({ env: {}, cwd: work, file: join(work, "config.yml") });
     loaded.config.telegram.token = undefined;
     const off = createTelegramExtension({
-      vault: { ...vault, loaded },
-      queue: directQueue(vault),
-      mqtt: undefined,
-      logger: pino({ level: "silent" }),
+      ...(await botContext(app, directQueue(engine))),
+      config: loaded.config,
     });
     expect(off).toBeUndefined();
   });

@@ -28,7 +28,7 @@ describe("clip ids", () => {
     ["Camera1/2024-02-30/x.mp4", "is not a date"],
     ["Camera1//x.mp4", "empty path segment"],
     ["Camera1/2024-05-01/x.mp4\u0000.mp4", "control characters"],
-    ["a/b/2024-05-01/x.mp4", "expected CAMERA/YYYY-MM-DD/NAME"],
+    ["a/b/c/2024-05-01/x.mp4", "expected [SOURCE/]CAMERA/YYYY-MM-DD/NAME"],
     ["Camera1/2024-05-01/x.mp4.thumb", "not a video file"],
   ])("rejects %j (%s)", (input, reason) => {
     expect(() => parseClipId(input, EXT)).toThrow(reason);

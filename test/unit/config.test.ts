@@ -23,7 +23,7 @@ describe("config", () => {
     const cwd = dir();
     const { config, file } = loadConfig({ cwd, env: {} });
     expect(file).toBeUndefined();
-    expect(config.source.type).toBe("local");
+    expect(config.sources[0]?.type).toBe("local");
     expect(config.destination.type).toBe("local");
     expect(config.state.dir).toBe(join(cwd, "data"));
     expect(config.encryption.identityFile).toBe(join(cwd, "data", "identity.txt"));
@@ -46,9 +46,9 @@ describe("config", () => {
         MOTIONEYE_VAULT_TELEGRAM_TOKEN: "123:abc",
       },
     });
-    expect(config.source.port).toBe(2121);
-    expect(config.source.stableSeconds).toBe(3);
-    expect(config.source.password).toBe("fromfile");
+    expect(config.sources[0]?.port).toBe(2121);
+    expect(config.sources[0]?.stableSeconds).toBe(3);
+    expect(config.sources[0]?.password).toBe("fromfile");
     expect(config.destination.path).toBe(join(d, "vault"));
     expect(config.mqtt.homeassistant.enabled).toBe(false);
     expect(config.telegram.allowedChatIds).toEqual([5, 6]);
@@ -64,7 +64,7 @@ describe("config", () => {
       file: join(d, "config.yml"),
       env: { MOTIONEYE_VAULT_TELEGRAM_TOKEN_FILE: join(d, "tok") },
     });
-    expect(config.source.password).toBe("s3cret");
+    expect(config.sources[0]?.password).toBe("s3cret");
     expect(config.telegram.token).toBe("42:xyz");
   });
 

@@ -111,6 +111,11 @@ const ACCEPTED: Record<Component, { keys: string[]; required: string[] }> = {
     keys: [...ENTITY, "device_class", "event_types", "state_topic", "value_template"],
     required: ["state_topic", "event_types"],
   },
+  // image.mqtt.markdown: `image_topic` or `url_topic` (exclusive, one is required)
+  image: {
+    keys: [...ENTITY, "content_type", "image_encoding", "image_topic", "url_template", "url_topic"],
+    required: ["image_topic"],
+  },
 };
 
 /** `device` keys (device registry), `origin` keys, one `availability` entry's keys. */
@@ -148,6 +153,7 @@ const input: DiscoveryInput = {
   discoveryPrefix: "homeassistant",
   baseTopic: "motioneye-vault",
   version: "0.1.0",
+  supportUrl: "https://example.org/motioneye-vault",
   sourceType: "ftp",
   destinationType: "sftp",
   configurationUrl: "http://192.168.1.20/",
@@ -226,6 +232,8 @@ describe("Home Assistant discovery payloads", () => {
         "sensor:bytes",
         "sensor:last_error",
         "sensor:next_sync",
+        "sensor:age_recipient",
+        "image:last_clip_thumbnail",
         "binary_sensor:syncing",
         "binary_sensor:camera_connection",
         "binary_sensor:destination_connection",
@@ -252,7 +260,11 @@ describe("Home Assistant discovery payloads", () => {
       ).toEqual([]);
       const origin = c.payload.origin as Record<string, unknown>;
       expect(Object.keys(origin).filter((k) => !ORIGIN_KEYS.includes(k))).toEqual([]);
-      expect(origin.name).toBe("motioneye-vault");
+      expect(origin).toEqual({
+        name: "motioneye-vault",
+        sw_version: "0.1.0",
+        support_url: "https://example.org/motioneye-vault",
+      });
       for (const a of c.payload.availability as Record<string, unknown>[]) {
         expect(Object.keys(a).filter((k) => !AVAILABILITY_ENTRY_KEYS.includes(k))).toEqual([]);
       }
@@ -302,6 +314,41 @@ describe("Home Assistant discovery payloads", () => {
   it("leaves configuration_url out when it is not known", () => {
     const c = buildDiscovery({ ...input, configurationUrl: undefined });
     for (const x of c) expect(x.payload.device).not.toHaveProperty("configuration_url");
+  });
+
+  it("links the vault device to its own page when it has one (the add-on), cameras to motionEye", () => {
+    const addonPage = "homeassistant://hassio/addon/local_motioneye_vault/info";
+    const c = buildDiscovery({ ...input, vaultConfigurationUrl: addonPage });
+    for (const x of c) {
+      const device = x.payload.device as Record<string, unknown>;
+      expect(device.configuration_url).toBe(device.via_device ? "http://192.168.1.20/" : addonPage);
+    }
+  });
+
+  it("shows the last clip's thumbnail as a JPEG image entity and the recipient as a diagnostic", () => {
+    expect(byId("last_clip_thumbnail")).toMatchObject({
+      component: "image",
+      topic: "homeassistant/image/motioneye_vault/last_clip_thumbnail/config",
+      payload: { image_topic: "motioneye-vault/thumbnail", content_type: "image/jpeg" },
+    });
+    // raw bytes on image_topic: no base64 decoding asked for
+    expect(byId("last_clip_thumbnail").payload).not.toHaveProperty("image_encoding");
+    expect(byId("age_recipient").payload).toMatchObject({
+      entity_category: "diagnostic",
+      state_topic: "motioneye-vault/state",
+      value_template: "{{ value_json.age_recipient }}",
+    });
+    const recipient = "age1qyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqszqgpqyqs3290gq";
+    expect(
+      vaultState({
+        clips: 0,
+        bytes: 0,
+        pending: 0,
+        syncing: false,
+        backupsEnabled: true,
+        ageRecipient: recipient,
+      }).age_recipient,
+    ).toBe(recipient);
   });
 
   it("uses device classes, state classes and units Home Assistant knows, as the issue asks", () => {

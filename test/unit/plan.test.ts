@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { planSync, type SourceClip } from "../../src/backup/plan.js";
+import { type PlanClip, planSync } from "../../src/backup/plan.js";
 
 const NOW = Date.UTC(2024, 4, 1, 12, 0, 0);
-const clip = (id: string, size: number, ageSeconds: number): SourceClip => ({
+type Clip = PlanClip & { camera: string; date: string; name: string };
+const clip = (id: string, size: number, ageSeconds: number): Clip => ({
   id,
   camera: id.split("/")[0] ?? "default",
   date: "2024-05-01",

@@ -1,12 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { Vault } from "../../src/app/vault.js";
 import { splitWords } from "../../src/cli/shell/args.js";
-import { ShellSession } from "../../src/cli/shell/session.js";
+import { type ShellDeps, ShellSession } from "../../src/cli/shell/session.js";
 import { ClipTree } from "../../src/cli/shell/tree.js";
 import { fernetEncrypt, parseFernetKey } from "../../src/crypto/fernet/fernet.js";
 import type { ClipRecord } from "../../src/manifest/manifest.js";
 import { legacyPlainSize } from "../../src/restore/importLegacy.js";
-import { parseSelection, SelectionError } from "../../src/restore/restore.js";
+import { parseSelection, SelectionError } from "../../src/restore/select.js";
 
 const clip = (id: string): ClipRecord => {
   const parts = id.split("/");
@@ -25,16 +24,15 @@ const clip = (id: string): ClipRecord => {
   };
 };
 
-const tree = new ClipTree(
-  [
-    "Camera1/2024-05-01/12-00-00.mp4",
-    "Camera1/2024-05-01/12-30-00.mp4",
-    "Camera1/2024-05-02/08-00-00.mp4",
-    "Camera2/2024-05-01/12-00-00.mp4",
-    "2024-05-03/09-00-00.mp4",
-    "../../etc/passwd", // a hand-edited manifest: never shown
-  ].map(clip),
-);
+const clips = [
+  "Camera1/2024-05-01/12-00-00.mp4",
+  "Camera1/2024-05-01/12-30-00.mp4",
+  "Camera1/2024-05-02/08-00-00.mp4",
+  "Camera2/2024-05-01/12-00-00.mp4",
+  "2024-05-03/09-00-00.mp4",
+  "../../etc/passwd", // a hand-edited manifest: never shown
+].map(clip);
+const tree = new ClipTree(clips);
 const paths = (cwd: string[], arg: string) => tree.expand(cwd, arg).map((p) => p.join("/"));
 
 describe("restore shell: folders and globs", () => {
@@ -64,8 +62,8 @@ describe("restore shell: folders and globs", () => {
 
   it("completes commands and vault paths", () => {
     const s = new ShellSession(
-      undefined as unknown as Vault,
-      tree,
+      { vault: undefined as unknown as ShellDeps["vault"], manifest: { all: async () => clips } },
+      clips,
       {
         out: process.stdout,
         err: process.stderr,

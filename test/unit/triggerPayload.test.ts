@@ -13,7 +13,7 @@ const parse = (payload: string | Uint8Array, o: Parameters<typeof parseTriggerPa
 describe("parseTriggerPayload", () => {
   it("takes an empty payload and a plain token as plain triggers", () => {
     for (const p of ["", "motion", "Camera1", "  event_end \n", "42", '"quoted"']) {
-      expect(parse(p)).toEqual({ request: { source: "mqtt" }, problems: [] });
+      expect(parse(p)).toEqual({ request: { origin: "mqtt" }, problems: [] });
     }
   });
 
@@ -29,14 +29,14 @@ describe("parseTriggerPayload", () => {
     expect(r.problems).toEqual([]);
     expect(r.camera).toBe("Camera1");
     expect(r.request).toEqual({
-      source: "mqtt",
-      clipIds: ["Camera1/2024-05-01/12-00-00.mp4", "2024-05-01/12-00-00.mp4"],
+      origin: "mqtt",
+      clipPaths: ["Camera1/2024-05-01/12-00-00.mp4", "2024-05-01/12-00-00.mp4"],
     });
   });
 
   it("takes the end-command payload (no file) as a plain trigger with its camera", () => {
     const r = parse('{"camera":"Front door","event":"event_end","time":"2024-05-01T12:00:31Z"}');
-    expect(r).toEqual({ request: { source: "mqtt" }, camera: "Front door", problems: [] });
+    expect(r).toEqual({ request: { origin: "mqtt" }, camera: "Front door", problems: [] });
   });
 
   it("maps motionEye's own layout and a relative path", () => {
@@ -79,7 +79,7 @@ describe("parseTriggerPayload", () => {
     ];
     for (const file of refused) {
       const r = parse(JSON.stringify({ camera: "Camera1", file }));
-      expect(r.request, file).toEqual({ source: "mqtt" });
+      expect(r.request, file).toEqual({ origin: "mqtt" });
       expect(r.problems, file).toHaveLength(1);
       expect(r.problems[0], file).toMatch(/^"file" ignored: /);
     }
@@ -97,30 +97,30 @@ describe("parseTriggerPayload", () => {
     ];
     for (const [payload, problem] of cases) {
       const r = parse(payload);
-      expect(r.request, payload).toEqual({ source: "mqtt" });
+      expect(r.request, payload).toEqual({ origin: "mqtt" });
       if (problem.source === "^$") expect(r.problems, payload).toEqual([]);
       else expect(r.problems.join("; "), payload).toMatch(problem);
     }
     // A null file or camera is simply absent.
     expect(parse('{"camera":null,"file":null}')).toEqual({
-      request: { source: "mqtt" },
+      request: { origin: "mqtt" },
       problems: [],
     });
   });
 
   it("treats binary and huge payloads as a plain trigger", () => {
     const binary = parse(Uint8Array.from([0xff, 0xfe, 0x00, 0x01, 0x80]));
-    expect(binary.request).toEqual({ source: "mqtt" });
+    expect(binary.request).toEqual({ origin: "mqtt" });
     expect(binary.problems).toEqual(["payload is not UTF-8 text"]);
 
     const controls = parse(Buffer.from("\u0000\u0001\u0002motion"));
-    expect(controls.request).toEqual({ source: "mqtt" });
+    expect(controls.request).toEqual({ origin: "mqtt" });
     expect(controls.problems[0]).toMatch(/control characters/);
 
     const huge = parse(
       JSON.stringify({ file: "/data/output/Camera1/2024-05-01/x.mp4", pad: "x".repeat(10_000) }),
     );
-    expect(huge.request).toEqual({ source: "mqtt" });
+    expect(huge.request).toEqual({ origin: "mqtt" });
     expect(huge.problems[0]).toMatch(new RegExp(`too large \\(max ${MAX_PAYLOAD_BYTES}\\)`));
   });
 
@@ -131,7 +131,7 @@ describe("parseTriggerPayload", () => {
     expect(r.camera?.includes("\u001b")).toBe(false);
     expect(r.camera?.length).toBeLessThanOrEqual(120);
     expect(r.file).toBe("/tmp/?[2Jx");
-    expect(r.request).toEqual({ source: "mqtt" });
+    expect(r.request).toEqual({ origin: "mqtt" });
   });
 
   it("accepts a UTF-8 byte order mark and non-ASCII camera names", () => {
@@ -142,6 +142,6 @@ describe("parseTriggerPayload", () => {
       ]),
     );
     expect(r.problems).toEqual([]);
-    expect(r.request.clipIds?.[0]).toBe("Café/2024-05-01/1.mp4");
+    expect(r.request.clipPaths?.[0]).toBe("Café/2024-05-01/1.mp4");
   });
 });

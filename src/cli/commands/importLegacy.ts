@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { importLegacy } from "../../restore/importLegacy.js";
-import { EXIT_FAILED, EXIT_OK, withVault } from "../context.js";
+import { EXIT_FAILED, EXIT_OK, withApp } from "../context.js";
 import { abortOnSigint, parseJobs } from "./restore.js";
 
 export function registerImportLegacy(program: Command): void {
@@ -16,12 +16,20 @@ export function registerImportLegacy(program: Command): void {
     .option("-j, --jobs <n>", "clips at a time for --reencrypt (default: sync.concurrency)")
     .option("--json", "print the report as JSON")
     .action(async (opts: { reencrypt?: boolean; jobs?: string; json?: boolean }, cmd: Command) => {
-      await withVault(cmd, async (vault) => {
-        const jobs = parseJobs(opts.jobs, vault);
+      await withApp(cmd, async (app) => {
+        const jobs = parseJobs(opts.jobs, app.config);
         const interrupt = abortOnSigint();
         let report: Awaited<ReturnType<typeof importLegacy>>;
         try {
-          report = await importLegacy(vault, {
+          const deps = {
+            vault: await app.vault(),
+            keys: await app.keys(),
+            manifest: await app.manifest(),
+            lock: app.lock,
+            extensions: app.extensions,
+            stateDir: app.config.state.dir,
+          };
+          report = await importLegacy(deps, {
             reencrypt: opts.reencrypt,
             jobs,
             signal: interrupt.signal,

@@ -1,27 +1,29 @@
 import { resolve } from "node:path";
 import type { Command } from "commander";
-import type { Vault } from "../../app/vault.js";
 import { InvalidClipIdError } from "../../clips/clipId.js";
+import type { Config } from "../../config/load.js";
 import { isInteractive } from "../../config/load.js";
 import {
-  AmbiguousClipError,
-  localPathOf,
-  parseSelection,
   type RestoreItem,
   type RestoreManyHooks,
   type RestoreManySummary,
   restoreMany,
+} from "../../restore/restore.js";
+import {
+  AmbiguousClipError,
+  localPathOf,
+  parseSelection,
   type Selection,
   SelectionError,
   selectClips,
-} from "../../restore/restore.js";
+} from "../../restore/select.js";
 import { formatBytes } from "../../util/format.js";
-import { EXIT_FAILED, EXIT_OK, UsageError, withVault } from "../context.js";
+import { cameraSelection, EXIT_FAILED, EXIT_OK, UsageError, withApp } from "../context.js";
 import { ClipProgressBar } from "../progress.js";
 
 /** `--jobs N`: 1..16, default sync.concurrency. */
-export function parseJobs(value: string | undefined, vault: Vault): number {
-  if (value === undefined) return vault.loaded.config.sync.concurrency;
+export function parseJobs(value: string | undefined, config: Pick<Config, "sync">): number {
+  if (value === undefined) return config.sync.concurrency;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 16) {
     throw new UsageError(`--jobs: "${value}" is not a whole number from 1 to 16`);
@@ -88,7 +90,7 @@ export function registerRestore(program: Command): void {
       "download, decrypt and verify clips into a folder, in the vault's layout: a clip id, a day YYYY-MM-DD, a range FROM..TO, or all",
     )
     .option("-o, --out <dir>", "output folder", "./restored")
-    .option("--camera <camera>", "only this camera")
+    .option("--camera <camera>", "only this camera: SOURCE/CAMERA, a whole SOURCE, or CAMERA")
     .option("-j, --jobs <n>", "clips at a time (default: sync.concurrency)")
     .option("--force", "replace files in the output folder that differ from the backup")
     .option("--json", "print the summary as JSON")
@@ -98,8 +100,9 @@ export function registerRestore(program: Command): void {
         opts: { out: string; camera?: string; jobs?: string; force?: boolean; json?: boolean },
         cmd: Command,
       ) => {
-        await withVault(cmd, async (vault) => {
-          const jobs = parseJobs(opts.jobs, vault);
+        await withApp(cmd, async (app) => {
+          const jobs = parseJobs(opts.jobs, app.config);
+          const camera = cameraSelection(app, opts.camera);
           let selection: Selection;
           try {
             selection = parseSelection(target);
@@ -109,7 +112,11 @@ export function registerRestore(program: Command): void {
           }
           let clips: Awaited<ReturnType<typeof selectClips>>;
           try {
-            clips = await selectClips(vault, selection, { camera: opts.camera });
+            clips = await selectClips(
+              await app.manifest(),
+              selection,
+              camera && ((c) => app.sourceSet.matches(camera, c.id, c.camera)),
+            );
           } catch (err) {
             if (err instanceof InvalidClipIdError || err instanceof AmbiguousClipError) {
               throw new UsageError(err.message);
@@ -128,7 +135,7 @@ export function registerRestore(program: Command): void {
           const interrupt = abortOnSigint();
           let summary: RestoreManySummary;
           try {
-            summary = await restoreMany(vault, items, {
+            summary = await restoreMany(await app.vault(), items, {
               jobs,
               force: opts.force,
               signal: interrupt.signal,

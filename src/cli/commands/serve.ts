@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { EXIT_OK, withVault } from "../context.js";
+import { EXIT_OK, withApp } from "../context.js";
 
 /** Past this, a stop that hangs (a broker or server that never answers) ends the process anyway. */
 const HARD_STOP_MS = 9300;
@@ -11,15 +11,26 @@ export function registerServe(program: Command): void {
       "the daemon: sync on MQTT triggers (motioneye.sh) and on a schedule, with the bot and Home Assistant; stops cleanly on SIGTERM/SIGINT",
     )
     .action(async (_opts: unknown, cmd: Command) => {
-      await withVault(
+      await withApp(
         cmd,
-        async (vault) => {
+        async (app) => {
           // Loaded here, not at the top: the daemon's libraries (MQTT, aedes, grammY) would
           // otherwise weigh on the memory of every one-shot command.
           const { ServeController } = await import("../../serve/controller.js");
 
-          const log = vault.logger;
-          const controller = new ServeController(vault);
+          const log = app.logger;
+          const controller = new ServeController({
+            config: app.config,
+            logger: app.logger,
+            events: app.events,
+            sourceSet: app.sourceSet,
+            sources: await app.sources(),
+            vault: await app.vault(),
+            manifest: await app.manifest(),
+            engine: await app.engine(),
+            lock: app.lock,
+            keys: await app.keys(),
+          });
           // Listen before starting anything: a signal during start-up still stops cleanly.
           const stopped = new Promise<NodeJS.Signals>((resolve) => {
             let first: NodeJS.Signals | undefined;
@@ -44,9 +55,14 @@ export function registerServe(program: Command): void {
             process.on("SIGINT", onSignal);
           });
 
+          // Signal listeners hold no handle: with MQTT, the schedule and HTTP all off, nothing
+          // else would keep the process alive until it is told to stop.
+          const keepAlive = setInterval(() => {}, 1 << 30);
+          void stopped.then(() => clearInterval(keepAlive));
           try {
             await controller.start();
           } catch (err) {
+            clearInterval(keepAlive);
             await controller.stop();
             throw err;
           }

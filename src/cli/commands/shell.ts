@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline";
 import type { Command } from "commander";
 import { isInteractive } from "../../config/load.js";
-import { EXIT_FAILED, EXIT_OK, withVault } from "../context.js";
+import { EXIT_FAILED, EXIT_OK, withApp } from "../context.js";
 import { ShellSession } from "../shell/session.js";
 import { parseJobs, restoreLines, restoreProgress } from "./restore.js";
 
@@ -18,12 +18,25 @@ export function registerShell(program: Command): void {
     .option("--lcd <dir>", "local folder to restore into (default: the current folder)")
     .option("-j, --jobs <n>", "clips at a time for mget (default: sync.concurrency)")
     .action(async (opts: { lcd?: string; jobs?: string }, cmd: Command) => {
-      await withVault(cmd, async (vault) => {
-        const jobs = parseJobs(opts.jobs, vault);
+      await withApp(cmd, async (app) => {
+        const jobs = parseJobs(opts.jobs, app.config);
+        const { sourceSet } = app;
+        const unprefixed = sourceSet.unprefixed;
         const terminal = Boolean(process.stdin.isTTY && process.stdout.isTTY);
         const bars = terminal && isInteractive();
         const session = await ShellSession.open(
-          vault,
+          {
+            vault: await app.vault(),
+            manifest: await app.manifest(),
+            // With several sources the top level is the sources: the unprefixed one's too.
+            pathOf:
+              sourceSet.qualified && unprefixed
+                ? (clip) =>
+                    sourceSet.sourceOf(clip.id) === unprefixed.name
+                      ? `${unprefixed.name}/${clip.id}`
+                      : clip.id
+                : undefined,
+          },
           {
             out: process.stdout,
             err: process.stderr,

@@ -1,37 +1,33 @@
 import type { Command } from "commander";
-import type { Vault } from "../../app/vault.js";
+import { statusDocument } from "../../app/status.js";
 import { formatBytes } from "../../util/format.js";
-import { withVault } from "../context.js";
-
-/** What `status`, the bot and Home Assistant report: one shape. */
-export function statusSnapshot(vault: Vault) {
-  const s = vault.manifest.status;
-  return {
-    lastRun: s.lastRun ?? null,
-    lastSuccessAt: s.lastSuccessAt ?? null,
-    lastError: s.lastError ?? null,
-    lastClip: s.lastClip ?? null,
-    totals: s.totals,
-    pending: s.pending,
-    source: vault.source.description,
-    destination: vault.destination.description,
-  };
-}
+import { withApp } from "../context.js";
 
 export function registerStatus(program: Command): void {
   program
     .command("status")
-    .description("last run, totals, pending clips, last error")
+    .description("last run, totals, pending clips, last error; per source")
     .option("--json", "print JSON")
     .action(async (opts: { json?: boolean }, cmd: Command) => {
-      await withVault(cmd, async (vault) => {
-        const st = statusSnapshot(vault);
+      await withApp(cmd, async (app) => {
+        const manifest = await app.manifest();
+        const parts = await app.sources();
+        const vault = await app.vault();
+        const doc = statusDocument(
+          manifest.status,
+          parts.map((p) => ({ ...p.ref, description: p.source.description })),
+        );
+        const st = {
+          ...doc,
+          ...(parts.length === 1 ? { source: parts[0]?.source.description } : {}),
+          destination: vault.store.description,
+        };
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(st, null, 2)}\n`);
           return;
         }
         const lines = [
-          `source:       ${st.source}`,
+          ...(parts.length === 1 ? [`source:       ${st.source}`] : []),
           `destination:  ${st.destination}`,
           `backed up:    ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}`,
           `pending:      ${st.pending}`,
@@ -40,6 +36,17 @@ export function registerStatus(program: Command): void {
           `last clip:    ${st.lastClip ? `${st.lastClip.id} at ${st.lastClip.at}` : "none"}`,
           `last error:   ${st.lastError ? `${st.lastError.message} (${st.lastError.at})` : "none"}`,
         ];
+        if (parts.length > 1) {
+          lines.push("sources:");
+          for (const [name, s] of Object.entries(st.sources)) {
+            const health = s.failing ? "FAILING" : s.lastRunAt ? "ok" : "not run yet";
+            lines.push(
+              `  ${name.padEnd(12)} ${health}; ${s.pending} pending; last success ${s.lastSuccessAt ?? "never"}; ${s.description}`,
+            );
+            if (s.failing && s.lastError)
+              lines.push(`  ${"".padEnd(12)} last error: ${s.lastError.message}`);
+          }
+        }
         process.stdout.write(`${lines.join("\n")}\n`);
         return undefined;
       });

@@ -1,7 +1,7 @@
 import type { Command } from "commander";
 import { isDate } from "../../clips/clipId.js";
 import { hasProblems, verifyVault } from "../../restore/verify.js";
-import { EXIT_FAILED, EXIT_OK, UsageError, withVault } from "../context.js";
+import { EXIT_FAILED, EXIT_OK, UsageError, withApp } from "../context.js";
 import { abortOnSigint, parseJobs } from "./restore.js";
 
 export function registerVerify(program: Command): void {
@@ -19,7 +19,7 @@ export function registerVerify(program: Command): void {
         opts: { sample?: string; date?: string; jobs?: string; json?: boolean },
         cmd: Command,
       ) => {
-        await withVault(cmd, async (vault) => {
+        await withApp(cmd, async (app) => {
           if (opts.date !== undefined && !isDate(opts.date)) {
             throw new UsageError(`--date: "${opts.date}" is not a date YYYY-MM-DD`);
           }
@@ -30,11 +30,18 @@ export function registerVerify(program: Command): void {
               throw new UsageError(`--sample: "${opts.sample}" is not a whole number above 0`);
             }
           }
-          const jobs = parseJobs(opts.jobs, vault);
+          const jobs = parseJobs(opts.jobs, app.config);
           const interrupt = abortOnSigint();
           let report: Awaited<ReturnType<typeof verifyVault>>;
           try {
-            report = await verifyVault(vault, {
+            const deps = {
+              vault: await app.vault(),
+              manifest: await app.manifest(),
+              prefixes: app.sourceSet.prefixes,
+              extensions: app.extensions,
+              stateDir: app.config.state.dir,
+            };
+            report = await verifyVault(deps, {
               sample,
               date: opts.date,
               jobs,

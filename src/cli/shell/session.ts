@@ -1,7 +1,7 @@
 import { readdirSync, statSync } from "node:fs";
 import { basename, join, resolve } from "node:path";
-import type { Vault } from "../../app/vault.js";
-import type { ClipRecord } from "../../manifest/manifest.js";
+import type { AgeVault } from "../../crypto/ageVault.js";
+import type { ClipRecord, Manifest } from "../../manifest/manifest.js";
 import {
   type RestoreItem,
   type RestoreManyHooks,
@@ -59,6 +59,14 @@ export const COMMANDS = [
 /** Commands whose arguments are paths in the vault (for completion). */
 const REMOTE_ARGS = new Set(["ls", "cd", "get", "mget", "info"]);
 
+/** What the shell reads from and restores with. */
+export interface ShellDeps {
+  vault: AgeVault;
+  manifest: Pick<Manifest, "all">;
+  /** Where a clip sits in the shell's tree (default: its id). */
+  pathOf?: (clip: ClipRecord) => string;
+}
+
 export class ShellSession {
   cwd: TreePath = [];
   localDir: string;
@@ -66,17 +74,20 @@ export class ShellSession {
   failures = 0;
   private current: AbortController | undefined;
 
+  private tree: ClipTree;
+
   constructor(
-    private readonly vault: Vault,
-    private tree: ClipTree,
+    private readonly deps: ShellDeps,
+    clips: readonly ClipRecord[],
     private readonly io: ShellIo,
     localDir: string,
   ) {
+    this.tree = new ClipTree(clips, deps.pathOf);
     this.localDir = resolve(localDir);
   }
 
-  static async open(vault: Vault, io: ShellIo, localDir: string): Promise<ShellSession> {
-    return new ShellSession(vault, new ClipTree(await vault.manifest.all()), io, localDir);
+  static async open(deps: ShellDeps, io: ShellIo, localDir: string): Promise<ShellSession> {
+    return new ShellSession(deps, await deps.manifest.all(), io, localDir);
   }
 
   get clipCount(): number {
@@ -134,7 +145,7 @@ export class ShellSession {
         case "mget":
           return await this.mget(args);
         case "refresh":
-          this.tree = new ClipTree(await this.vault.manifest.all());
+          this.tree = new ClipTree(await this.deps.manifest.all(), this.deps.pathOf);
           this.print(`${this.tree.size} clip(s) in the vault`);
           return true;
         default:
@@ -307,7 +318,7 @@ export class ShellSession {
         const clip = this.tree.clip(p);
         const clips: Array<[ClipRecord, TreePath]> = clip
           ? [[clip, p]]
-          : this.tree.clipsUnder(p).map((c) => [c, c.id.split("/")]);
+          : this.tree.clipsUnder(p).map((c) => [c, this.tree.pathOf(c)]);
         for (const [c, cp] of clips) {
           if (!items.has(c.id)) items.set(c.id, { clip: c, outFile: this.localTarget(cp) });
         }
@@ -322,7 +333,7 @@ export class ShellSession {
     this.current = new AbortController();
     let summary: RestoreManySummary;
     try {
-      summary = await restoreMany(this.vault, items, {
+      summary = await restoreMany(this.deps.vault, items, {
         jobs: this.io.jobs,
         force,
         signal: this.current.signal,

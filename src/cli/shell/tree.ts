@@ -4,7 +4,9 @@ import type { ClipRecord } from "../../manifest/manifest.js";
 /**
  * The restore shell's folders: the clip ids themselves, read as paths. `/Camera1/2024-05-01/`
  * holds Camera1's clips of that day; clips of a media root without camera folders sit in
- * `/2024-05-01/`. This is the layout `restore` writes, so what you see is what you get.
+ * `/2024-05-01/`. This is the layout `restore` writes, so what you see is what you get. With
+ * several sources the top level is the sources (`/garage/Camera1/...`): the clips of the one
+ * with unprefixed ids are shown under its name too (`pathOf`).
  */
 
 /** A path in the tree: its segments, root = []. */
@@ -66,13 +68,17 @@ export class ClipTree {
   private readonly nodes = new Map<string, DirNode>();
   readonly size: number;
 
-  constructor(clips: readonly ClipRecord[]) {
+  /** Where a clip sits in the tree (its id, or `<source>/<id>`; see above). */
+  readonly pathOf: (clip: ClipRecord) => TreePath;
+
+  constructor(clips: readonly ClipRecord[], pathOf?: (clip: ClipRecord) => string) {
     this.nodes.set("", emptyNode());
+    this.pathOf = (clip) => (pathOf ? pathOf(clip) : clip.id).split("/");
     let n = 0;
     for (const clip of clips) {
       const ref = tryParseClipId(clip.id);
       if (!ref) continue; // never show (or restore to) a path that is not a safe clip id
-      const parts = ref.id.split("/");
+      const parts = this.pathOf(clip);
       const name = parts.pop() as string;
       for (let i = 0; i <= parts.length; i++) {
         const node = this.node(parts.slice(0, i));

@@ -1,22 +1,38 @@
 import { createHash } from "node:crypto";
 import { DEFAULT_CAMERA } from "../../clips/clipId.js";
-import { clipTime } from "../../util/format.js";
+import { EVENT_TYPES } from "./states.js";
+
+export {
+  cameraState,
+  EVENT_TYPES,
+  isoTimestamp,
+  type LastClip,
+  MAX_STATE_LENGTH,
+  sourceState,
+  stateText,
+  type VaultEventType,
+  type VaultStateInput,
+  vaultEvent,
+  vaultState,
+} from "./states.js";
 
 /**
  * Home Assistant MQTT discovery for the vault, as pure functions: the retained config payloads
  * (one per entity, single-component discovery as zigbee2mqtt does) and the state documents the
- * entities read. No I/O here; src/homeassistant/index.ts publishes what these return.
+ * entities read (states.ts). No I/O here; index.ts publishes what these return.
  *
  * Topics, under `mqtt.baseTopic` (default `motioneye-vault`):
  *   <base>/availability            online / offline (retained; last will), owned by serve
  *   <base>/state                   the service's state document (retained), with the keys below
  *   <base>/camera/<slug>/state     one camera's state (retained)
+ *   <base>/source/<slug>/state     one camera device's state, with several sources (retained)
  *   <base>/event                   {"event_type":"clip_backed_up"|"sync_failed",...} (not retained)
+ *   <base>/thumbnail               the last clip's thumbnail, JPEG bytes (retained)
  *   <base>/sync/set                "Sync now" button command
  *   <base>/backups_enabled/set     "Backups enabled" switch command: ON / OFF
  */
 
-export type Component = "sensor" | "binary_sensor" | "button" | "switch" | "event";
+export type Component = "sensor" | "binary_sensor" | "button" | "switch" | "event" | "image";
 
 export interface DiscoveryConfig {
   component: Component;
@@ -30,9 +46,11 @@ export interface HaTopics {
   availability: string;
   state: string;
   event: string;
+  thumbnail: string;
   syncNow: string;
   backupsEnabledSet: string;
   camera(camera: string): string;
+  source(name: string): string;
 }
 
 export function haTopics(baseTopic: string): HaTopics {
@@ -40,17 +58,13 @@ export function haTopics(baseTopic: string): HaTopics {
     availability: `${baseTopic}/availability`,
     state: `${baseTopic}/state`,
     event: `${baseTopic}/event`,
+    thumbnail: `${baseTopic}/thumbnail`,
     syncNow: `${baseTopic}/sync/set`,
     backupsEnabledSet: `${baseTopic}/backups_enabled/set`,
     camera: (camera) => `${baseTopic}/camera/${cameraSlug(camera)}/state`,
+    source: (name) => `${baseTopic}/source/${cameraSlug(name)}/state`,
   };
 }
-
-export const EVENT_TYPES = ["clip_backed_up", "sync_failed"] as const;
-export type VaultEventType = (typeof EVENT_TYPES)[number];
-
-/** Home Assistant keeps at most 255 characters of an entity's state. */
-export const MAX_STATE_LENGTH = 255;
 
 const ID_UNSAFE = /[^A-Za-z0-9_-]/g;
 
@@ -80,30 +94,47 @@ export interface DiscoveryInput {
   baseTopic: string;
   /** This program's version (device sw_version and origin). */
   version: string;
-  sourceType: "ftp" | "local";
-  destinationType: "sftp" | "local";
+  sourceType: string;
+  destinationType: string;
+  /** The project's page: `origin.support_url` of every entity. */
+  supportUrl?: string;
   /** motionEye's web UI, when the user gave it: the devices link to it. */
   configurationUrl?: string;
+  /** Where the vault itself is managed (its add-on page): the vault device links there instead. */
+  vaultConfigurationUrl?: string;
   /** Camera folder names on the source; each becomes a child device. */
   cameras: readonly string[];
+  /**
+   * Several camera devices: each becomes a device (via the vault's) with a "reachable" sensor,
+   * and its cameras (shown as `<source>/<camera>`) child devices of it. `cameras` is then unused.
+   */
+  sources?: ReadonlyArray<{ name: string; type: string; cameras: readonly string[] }>;
 }
 
-const KIND: Record<string, string> = { ftp: "FTP", sftp: "SFTP", local: "folder" };
+const KIND: Record<string, string> = { ftp: "FTP", sftp: "SFTP", local: "folder", s3: "S3" };
+const kind = (type: string) => KIND[type] ?? type;
 
 /** Every discovery config the vault publishes for this input, in a stable order. */
 export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
   const topics = haTopics(input.baseTopic);
   const node = deviceId(input.baseTopic);
-  const origin = { name: "motioneye-vault", sw_version: input.version };
+  const origin = {
+    name: "motioneye-vault",
+    sw_version: input.version,
+    ...(input.supportUrl ? { support_url: input.supportUrl } : {}),
+  };
   const availability = [{ topic: topics.availability }];
-  const link = input.configurationUrl ? { configuration_url: input.configurationUrl } : {};
+  const linkTo = (url: string | undefined) => (url ? { configuration_url: url } : {});
+  const link = linkTo(input.configurationUrl);
   const vaultDevice = {
     identifiers: [node],
     name: "motionEye Vault",
     manufacturer: "motioneye-vault",
-    model: `Clip backup (${KIND[input.sourceType]} to ${KIND[input.destinationType]})`,
+    model: input.sources
+      ? `Clip backup (${input.sources.length} camera devices to ${kind(input.destinationType)})`
+      : `Clip backup (${kind(input.sourceType)} to ${kind(input.destinationType)})`,
     sw_version: input.version,
-    ...link,
+    ...linkTo(input.vaultConfigurationUrl ?? input.configurationUrl),
   };
 
   const configs: DiscoveryConfig[] = [];
@@ -174,6 +205,19 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
     ...fromState("last_error"),
     ...attributesFrom("last_error_attributes"),
   });
+  add("image", "last_clip_thumbnail", vaultDevice, {
+    name: "Last clip thumbnail",
+    image_topic: topics.thumbnail,
+    content_type: "image/jpeg",
+  });
+  add("sensor", "age_recipient", vaultDevice, {
+    // The public key every clip is encrypted to: what a second machine or a paper backup of the
+    // identity must match. Not secret.
+    name: "Encryption recipient",
+    icon: "mdi:key-variant",
+    entity_category: "diagnostic",
+    ...fromState("age_recipient"),
+  });
   add("sensor", "next_sync", vaultDevice, {
     name: "Next scheduled sync",
     device_class: "timestamp",
@@ -224,14 +268,14 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
     event_types: [...EVENT_TYPES],
   });
 
-  for (const camera of [...new Set(input.cameras)].sort()) {
+  const addCamera = (camera: string, name: string, via: string) => {
     const slug = cameraSlug(camera);
     const cameraDevice = {
       identifiers: [`${node}_camera_${slug}`],
-      name: camera === DEFAULT_CAMERA ? "motionEye camera" : camera,
+      name,
       manufacturer: "motionEye",
       model: "Camera",
-      via_device: node,
+      via_device: via,
       ...link,
     };
     const state = topics.camera(camera);
@@ -252,107 +296,71 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
       state_topic: state,
       value_template: "{{ value_json.clips_today }}",
     });
+  };
+
+  if (!input.sources) {
+    for (const camera of [...new Set(input.cameras)].sort()) {
+      addCamera(camera, camera === DEFAULT_CAMERA ? "motionEye camera" : camera, node);
+    }
+    return configs;
+  }
+  for (const source of [...input.sources].sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    const slug = cameraSlug(source.name);
+    const id = `${node}_source_${slug}`;
+    const sourceDevice = {
+      identifiers: [id],
+      name: `motionEye ${source.name}`,
+      manufacturer: "motionEye",
+      model: `Camera device (${kind(source.type)})`,
+      via_device: node,
+      ...link,
+    };
+    const state = topics.source(source.name);
+    const fromSource = (key: string) => ({
+      state_topic: state,
+      value_template: `{{ value_json.${key} }}`,
+    });
+    add("binary_sensor", `source_${slug}_reachable`, sourceDevice, {
+      name: "Reachable",
+      device_class: "connectivity",
+      entity_category: "diagnostic",
+      payload_on: "ON",
+      payload_off: "OFF",
+      ...fromSource("reachable"),
+    });
+    add("binary_sensor", `source_${slug}_failing`, sourceDevice, {
+      name: "Backups failing",
+      device_class: "problem",
+      payload_on: "ON",
+      payload_off: "OFF",
+      ...fromSource("failing"),
+    });
+    add("sensor", `source_${slug}_pending`, sourceDevice, {
+      name: "Pending clips",
+      icon: "mdi:timer-sand",
+      state_class: "measurement",
+      unit_of_measurement: "clips",
+      ...fromSource("pending"),
+    });
+    add("sensor", `source_${slug}_last_clip`, sourceDevice, {
+      name: "Last clip",
+      icon: "mdi:filmstrip",
+      ...fromSource("last_clip"),
+      json_attributes_topic: state,
+      json_attributes_template: "{{ value_json.last_clip_attributes | tojson }}",
+    });
+    add("sensor", `source_${slug}_last_error`, sourceDevice, {
+      name: "Last error",
+      icon: "mdi:alert-circle-outline",
+      entity_category: "diagnostic",
+      ...fromSource("last_error"),
+      json_attributes_topic: state,
+      json_attributes_template: "{{ value_json.last_error_attributes | tojson }}",
+    });
+    for (const camera of [...new Set(source.cameras)].sort()) {
+      const label = `${source.name}/${camera}`;
+      addCamera(label, `${source.name} ${camera === DEFAULT_CAMERA ? "camera" : camera}`, id);
+    }
   }
   return configs;
-}
-
-/** ISO 8601 in UTC with `Z` (Home Assistant rejects timestamps without a zone), or null. */
-export function isoTimestamp(value: string | number | Date | undefined | null): string | null {
-  if (value === undefined || value === null || value === "") return null;
-  const d = value instanceof Date ? value : new Date(value);
-  return Number.isNaN(d.getTime()) ? null : d.toISOString();
-}
-
-/** Text cut to what Home Assistant keeps as a state. */
-export function stateText(s: string): string {
-  return s.length > MAX_STATE_LENGTH ? `${s.slice(0, MAX_STATE_LENGTH - 3)}...` : s;
-}
-
-const onOff = (v: boolean | undefined): "ON" | "OFF" | null =>
-  v === undefined ? null : v ? "ON" : "OFF";
-
-export interface LastClip {
-  id: string;
-  camera: string;
-  /** When it was backed up. */
-  at: string;
-}
-
-/** Attributes of a "last clip" sensor: the camera, when it was backed up, when it was recorded. */
-function clipAttributes(clip: LastClip | undefined): Record<string, unknown> {
-  if (!clip) return {};
-  const parts = clip.id.split("/");
-  const name = parts[parts.length - 1] ?? clip.id;
-  const date = parts[parts.length - 2];
-  return {
-    id: clip.id,
-    camera: clip.camera,
-    time: isoTimestamp(clip.at),
-    // motionEye names clips after the camera's local time; it carries no zone, so it stays text.
-    ...(date ? { recorded: `${date} ${clipTime(name)}` } : {}),
-  };
-}
-
-export interface VaultStateInput {
-  lastSuccessAt?: string;
-  lastClip?: LastClip;
-  clips: number;
-  bytes: number;
-  pending: number;
-  lastError?: { message: string; at: string };
-  nextSync?: Date;
-  syncing: boolean;
-  /** undefined until known. */
-  cameraConnected?: boolean;
-  destinationConnected?: boolean;
-  backupsEnabled: boolean;
-}
-
-/**
- * Home Assistant's keys of the `<base>/state` document (snake_case; every vault entity reads one
- * of them), after `core`: the service state `serve` publishes there without Home Assistant, so the
- * document keeps those keys either way.
- */
-export function vaultState(
-  s: VaultStateInput,
-  core: Record<string, unknown> = {},
-): Record<string, unknown> {
-  return {
-    ...core,
-    last_success: isoTimestamp(s.lastSuccessAt),
-    last_clip: s.lastClip ? stateText(s.lastClip.id) : null,
-    last_clip_attributes: clipAttributes(s.lastClip),
-    clips: s.clips,
-    bytes: s.bytes,
-    pending: s.pending,
-    last_error: s.lastError ? stateText(s.lastError.message) : null,
-    last_error_attributes: s.lastError
-      ? { message: s.lastError.message.slice(0, 2000), time: isoTimestamp(s.lastError.at) }
-      : {},
-    next_sync: isoTimestamp(s.nextSync),
-    syncing: onOff(s.syncing),
-    camera_connection: onOff(s.cameraConnected),
-    destination_connection: onOff(s.destinationConnected),
-    backups_enabled: onOff(s.backupsEnabled),
-  };
-}
-
-/** The JSON document on `<base>/camera/<slug>/state`. */
-export function cameraState(s: {
-  lastClip?: LastClip;
-  clipsToday: number;
-}): Record<string, unknown> {
-  return {
-    last_clip: s.lastClip ? stateText(s.lastClip.id) : null,
-    last_clip_attributes: clipAttributes(s.lastClip),
-    clips_today: s.clipsToday,
-  };
-}
-
-/** A message for the event entity. */
-export function vaultEvent(
-  type: VaultEventType,
-  data: Record<string, unknown> & { at: string },
-): Record<string, unknown> {
-  return { event_type: type, ...data, at: isoTimestamp(data.at) };
 }

@@ -1,31 +1,24 @@
 import { readFileSync } from "node:fs";
-import { DEFAULT_CAMERA, isDate, unsafeSegmentReason } from "../../clips/clipId.js";
 import type { Config } from "../../config/load.js";
-import { type ServiceState, serviceState } from "../../serve/state.js";
-import type { StoreEntry } from "../../storage/types.js";
+import type { ServiceStateDoc } from "../../serve/state.js";
 import { errorMessage, type Logger } from "../../util/log.js";
 import type { Extension, ExtensionContext, MqttLink } from "../contract.js";
-import {
-  buildDiscovery,
-  cameraState,
-  haTopics,
-  type LastClip,
-  vaultEvent,
-  vaultState,
-} from "./discovery.js";
+import { readThumb } from "../thumbnail.js";
+import { CameraBook } from "./cameras.js";
+import { buildDiscovery, haTopics } from "./discovery.js";
+import { cameraState, sourceState, vaultEvent, vaultState } from "./states.js";
+import { ThumbnailPublisher } from "./thumbnail.js";
 
 /**
  * Home Assistant, as zigbee2mqtt's extension does it: retained discovery configs for one device
- * ("motionEye Vault") and a child device per camera, retained state documents kept current from
- * the vault's event bus, the "Sync now" button and "Backups enabled" switch wired to the trigger
- * queue, discovery sent again when Home Assistant announces itself, and configs of entities that
- * no longer exist cleared with empty retained payloads.
+ * ("motionEye Vault"), a device per camera device when there are several, and a child device per
+ * camera; retained state documents, read from the service's state (its one owner) whenever it
+ * changes; the "Sync now" button and "Backups enabled" switch wired to the trigger queue;
+ * discovery sent again when Home Assistant announces itself, and configs of entities that no
+ * longer exist cleared with empty retained payloads.
  */
 
-/**
- * What the extension keeps in the manifest's settings, under this key. ("Backups enabled" is the
- * queue's pause, which the queue itself keeps across restarts.)
- */
+/** What the extension keeps in the settings, under this key. */
 const SETTINGS_KEY = "homeassistant";
 interface Persisted {
   /** Discovery config topics last published: whatever is no longer built gets cleared. */
@@ -39,17 +32,26 @@ export interface HomeAssistantOptions {
   now?: () => Date;
 }
 
+type HaContext = Pick<
+  ExtensionContext,
+  | "config"
+  | "logger"
+  | "events"
+  | "state"
+  | "queue"
+  | "mqtt"
+  | "sources"
+  | "sourceViews"
+  | "manifest"
+  | "settings"
+  | "recipient"
+>;
+
 export function createHomeAssistantExtension(
-  ctx: ExtensionContext,
+  ctx: HaContext,
   opts: HomeAssistantOptions = {},
 ): Extension {
   return new HomeAssistant(ctx, opts);
-}
-
-interface CameraInfo {
-  lastClip?: LastClip;
-  /** Ids of clips from today's date folder: their count is "clips today". */
-  today: Set<string>;
 }
 
 const STATE_DEBOUNCE_MS = 100;
@@ -60,43 +62,41 @@ class HomeAssistant implements Extension {
   private readonly log: Logger;
   private readonly cfg: Config["mqtt"]["homeassistant"];
   private readonly topics: ReturnType<typeof haTopics>;
-  private readonly version = readVersion();
+  private readonly pkg = readPackage();
   private readonly random: () => number;
   private readonly now: () => Date;
-
-  private readonly cameras = new Map<string, CameraInfo>();
+  private readonly cameras: CameraBook;
   private today: string;
-  private syncing = false;
-  private runsSinceStart = 0;
-  /** The engine records a run's error only when the run ends; one that throws is only an event. */
-  private lastFailure: { message: string; at: string } | undefined;
-  private livePending: number | undefined;
-  private cameraConnected: boolean | undefined;
-  private destinationConnected: boolean | undefined;
-  private readonly plannedRuns = new Set<string>();
   private published = new Set<string>();
+  private thumbnails: ThumbnailPublisher | undefined;
+  /** The vault identity's age recipient, shown on the device once known. */
+  private ageRecipient: string | undefined;
   private persisted: Persisted;
 
   private readonly disposers: Array<() => unknown> = [];
   private stateTimer: NodeJS.Timeout | undefined;
   private rediscoverTimer: NodeJS.Timeout | undefined;
   private midnightTimer: NodeJS.Timeout | undefined;
-  private destinationCheck: Promise<void> | undefined;
   private chain: Promise<unknown> = Promise.resolve();
   private stopped = false;
 
   constructor(
-    private readonly ctx: ExtensionContext,
+    private readonly ctx: HaContext,
     opts: HomeAssistantOptions,
   ) {
     this.log = ctx.logger.child({ ext: "homeassistant" });
-    const { config } = ctx.vault.loaded;
-    this.cfg = config.mqtt.homeassistant;
-    this.topics = haTopics(config.mqtt.baseTopic);
+    this.cfg = ctx.config.mqtt.homeassistant;
+    this.topics = haTopics(ctx.config.mqtt.baseTopic);
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? (() => new Date());
     this.today = localDate(this.now());
-    this.persisted = readPersisted(ctx.vault.manifest.status.settings[SETTINGS_KEY]);
+    this.persisted = readPersisted(ctx.settings.get(SETTINGS_KEY));
+    this.cameras = new CameraBook({
+      sources: ctx.sources,
+      views: ctx.sourceViews,
+      manifest: ctx.manifest,
+      logger: this.log,
+    });
   }
 
   async start(): Promise<void> {
@@ -109,24 +109,30 @@ class HomeAssistant implements Extension {
       await this.clearAll(mqtt);
       return;
     }
-
-    for (const camera of this.persisted.cameras) this.camera(camera);
-    await this.loadClips().catch((err) =>
-      this.log.warn({ err: errorMessage(err) }, "could not read clips from the manifest"),
-    );
+    this.cameras.restore(this.persisted.cameras);
+    await this.cameras
+      .loadClips(this.today)
+      .catch((err) =>
+        this.log.warn({ err: errorMessage(err) }, "could not read clips from the manifest"),
+      );
+    this.thumbnails = new ThumbnailPublisher({
+      read: (clipId) => readThumb(this.ctx, clipId),
+      topic: this.topics.thumbnail,
+      logger: this.log,
+      publish: (topic, payload) => this.send(mqtt, topic, payload, true),
+    });
     this.listen(mqtt);
     await this.subscribe(mqtt);
     this.disposers.push(mqtt.onConnect(() => void this.publishAll()));
-
-    // In the background: serve's start (and its first run) never waits for the camera.
+    // In the background: serve's start (and its first run) never waits for the cameras.
     this.announce(mqtt).catch((err) =>
       this.log.warn({ err: errorMessage(err) }, "Home Assistant discovery failed"),
     );
   }
 
   /**
-   * First discovery. Cameras come from the source's top folders: a reachable camera gets a moment
-   * to answer first, so Home Assistant does not see a vanished camera's device come and go.
+   * First discovery. Cameras come from the sources' top folders: a reachable device gets a
+   * moment to answer first, so Home Assistant does not see a vanished camera come and go.
    */
   private async announce(mqtt: MqttLink): Promise<void> {
     let listed = false;
@@ -134,11 +140,14 @@ class HomeAssistant implements Extension {
       listed = true;
       return changed;
     });
+    this.showRecipient();
+    const last = this.ctx.state.snapshot().lastClip;
+    if (last) this.thumbnails?.showExisting(last.id);
     await Promise.race([listing, sleep(START_LISTING_WAIT_MS)]);
     // While the broker is away, onConnect sends everything once it is back.
     if (mqtt.connected) await this.publishAll();
     if (!listed && (await listing)) await this.publishDiscovery();
-    await this.checkDestination();
+    await this.ctx.state.checkVault();
     if (!this.stopped) this.armMidnight();
   }
 
@@ -147,6 +156,7 @@ class HomeAssistant implements Extension {
     const wasRunning = this.ctx.mqtt !== undefined && this.cfg.enabled;
     this.stopped = true;
     for (const t of [this.stateTimer, this.rediscoverTimer, this.midnightTimer]) clearTimeout(t);
+    this.thumbnails?.stop();
     const disposers = this.disposers.splice(0);
     await Promise.allSettled(disposers.map(async (d) => d()));
     // A last state, as serve's own state publisher leaves one (availability goes offline next).
@@ -156,64 +166,46 @@ class HomeAssistant implements Extension {
   // -- wiring ---------------------------------------------------------------------------------
 
   private listen(mqtt: MqttLink): void {
-    const { events } = this.ctx.vault;
+    const { events, state } = this.ctx;
+    const failed = (e: { runId: string; error: string; at: string; source?: string }) =>
+      void this.publishEvent(
+        mqtt,
+        vaultEvent("sync_failed", {
+          run_id: e.runId,
+          error: e.error,
+          at: e.at,
+          ...(e.source ? { source: e.source } : {}),
+        }),
+      );
     this.disposers.push(
-      events.on("syncStarted", () => {
-        this.runsSinceStart++;
-        this.syncing = true;
-        this.scheduleState();
-      }),
-      events.on("syncPlanned", (e) => {
-        this.plannedRuns.add(e.runId);
-        this.cameraConnected = true;
-        this.livePending = e.toUpload + e.pending;
-        this.scheduleState();
-      }),
+      state.onChange(() => this.scheduleState()),
       events.on("clipBackedUp", (e) => {
-        this.destinationConnected = true;
-        if (this.livePending !== undefined) this.livePending = Math.max(0, this.livePending - 1);
         const isNew = !this.cameras.has(e.camera);
-        const info = this.camera(e.camera);
+        const info = this.cameras.add(e.camera, e.source);
         info.lastClip = { id: e.id, camera: e.camera, at: e.at };
         if (e.date === this.today) info.today.add(e.id);
         if (isNew) void this.publishDiscovery();
+        this.thumbnails?.clipBackedUp(e.id);
         void this.publishEvent(
           mqtt,
           vaultEvent("clip_backed_up", {
             id: e.id,
+            source: e.source,
             camera: e.camera,
             date: e.date,
             size: e.size,
             at: e.at,
           }),
         );
-        this.scheduleState();
       }),
-      events.on("syncFailed", (e) => {
-        // A run that failed before its plan never listed the source: the camera is unreachable.
-        // One that failed later may have lost the destination: look at it.
-        if (this.plannedRuns.has(e.runId)) void this.checkDestination();
-        else this.cameraConnected = false;
-        this.lastFailure = { message: e.error, at: e.at };
-        if (this.plannedRuns.size > 100) this.plannedRuns.clear(); // runs that threw after planning
-        this.syncing = false;
-        void this.publishEvent(
-          mqtt,
-          vaultEvent("sync_failed", { run_id: e.runId, error: e.error, at: e.at }),
-        );
-        this.scheduleState();
-      }),
+      events.on("syncFailed", failed),
+      events.on("sourceFailed", failed),
       events.on("syncFinished", (summary) => {
-        this.syncing = false;
-        this.livePending = undefined;
-        const planned = this.plannedRuns.delete(summary.runId);
-        if (summary.failed > 0) void this.checkDestination();
-        void this.countToday().then(() => this.scheduleState());
-        if (planned) void this.refreshCameras({ publish: true });
+        void this.cameras.countToday(this.today).then(() => this.scheduleState());
+        const listed = Object.values(summary.sources ?? {}).some((s) => s.reachable);
+        if (listed) void this.refreshCameras({ publish: true });
         void this.persist();
-        this.scheduleState();
       }),
-      this.ctx.queue.onPausedChange(() => this.scheduleState()),
     );
   }
 
@@ -232,7 +224,7 @@ class HomeAssistant implements Extension {
 
   private onSyncNow(): void {
     this.log.info("Home Assistant asked for a sync");
-    this.ctx.queue.request({ source: "homeassistant" }).then(
+    this.ctx.queue.request({ origin: "homeassistant" }).then(
       (s) => this.log.debug({ run: s.runId, uploaded: s.uploaded }, "sync asked by HA done"),
       (err: unknown) => {
         // Paused ("Backups enabled" off) or stopping: the queue says so; not a failure.
@@ -252,8 +244,8 @@ class HomeAssistant implements Extension {
     const paused = command === "OFF";
     this.log.info({ paused }, "Home Assistant switched backups");
     this.ctx.queue.setPaused(paused).then(
-      // The queue tells its listeners (and so us) when it changes; say it again in any case, so
-      // Home Assistant's switch never waits for a state that did not change.
+      // Say it again in any case, so Home Assistant's switch never waits for a state that did
+      // not change.
       () => this.scheduleState(),
       (err) => this.log.warn({ err: errorMessage(err) }, "could not change the pause"),
     );
@@ -295,15 +287,24 @@ class HomeAssistant implements Extension {
   private async sendDiscovery(): Promise<void> {
     const mqtt = this.ctx.mqtt;
     if (!mqtt || this.stopped) return;
-    const { config } = this.ctx.vault.loaded;
+    const { config, sources, sourceViews } = this.ctx;
     const configs = buildDiscovery({
       discoveryPrefix: this.cfg.discoveryPrefix,
       baseTopic: config.mqtt.baseTopic,
-      version: this.version,
-      sourceType: config.source.type,
+      version: this.pkg.version,
+      supportUrl: this.pkg.homepage,
+      sourceType: sourceViews[0]?.type ?? "local",
       destinationType: config.destination.type,
       configurationUrl: this.cfg.motioneyeUrl,
-      cameras: [...this.cameras.keys()],
+      vaultConfigurationUrl: this.cfg.configurationUrl,
+      cameras: this.cameras.labels,
+      sources: sources.qualified
+        ? sourceViews.map((v) => ({
+            name: v.name,
+            type: v.type,
+            cameras: this.cameras.folders(v.name),
+          }))
+        : undefined,
     });
     const current = new Set(configs.map((c) => c.topic));
     const stale = [...new Set([...this.persisted.topics, ...this.published])].filter(
@@ -319,7 +320,7 @@ class HomeAssistant implements Extension {
     }
     if (!ok) return; // not connected: onConnect sends everything again
     this.published = current;
-    await this.persist({ topics: [...current].sort(), cameras: [...this.cameras.keys()].sort() });
+    await this.persist({ topics: [...current].sort(), cameras: this.cameras.labels });
   }
 
   private scheduleState(): void {
@@ -337,39 +338,41 @@ class HomeAssistant implements Extension {
   private async sendState(opts: { final?: boolean }): Promise<void> {
     const mqtt = this.ctx.mqtt;
     if (!mqtt || (this.stopped && !opts.final)) return;
-    const st = this.ctx.vault.manifest.status;
-    const { queue } = this.ctx;
-    const pending = this.livePending ?? st.pending;
-    const lastError = newest(st.lastError, this.lastFailure);
-    // serve's own state document (src/serve/state.ts), which this one replaces on <base>/state.
-    const core: ServiceState = serviceState(this.ctx.vault.manifest, queue, {
-      // From the run's own events, not queue.running: the queue clears that only after the
-      // engine has released its lock, after the last event, and nothing would publish again.
-      running: this.syncing,
-      runsSinceStart: this.runsSinceStart,
-      lastError: lastError ?? null,
-      pending,
-    });
+    const core = this.ctx.state.snapshot();
     const state = vaultState(
       {
-        lastSuccessAt: st.lastSuccessAt,
-        lastClip: st.lastClip,
-        clips: st.totals.clips,
-        bytes: st.totals.bytes,
-        pending,
-        lastError,
-        nextSync: this.ctx.queue.nextScheduledRun(),
-        syncing: this.syncing,
-        cameraConnected: this.cameraConnected,
-        destinationConnected: this.destinationConnected,
-        backupsEnabled: !this.ctx.queue.paused,
+        lastSuccessAt: core.lastSuccessAt ?? undefined,
+        lastClip: core.lastClip ?? undefined,
+        clips: core.totals.clips,
+        bytes: core.totals.bytes,
+        pending: core.pending,
+        lastError: core.lastError ?? undefined,
+        nextSync: core.nextSync ? new Date(core.nextSync) : undefined,
+        syncing: core.running,
+        cameraConnected: everySourceReachable(core),
+        destinationConnected: core.vaultReachable ?? undefined,
+        backupsEnabled: !core.paused,
+        ageRecipient: this.ageRecipient,
       },
+      // serve's own state document, which this one replaces on <base>/state.
       core as unknown as Record<string, unknown>,
     );
     await this.send(mqtt, this.topics.state, JSON.stringify(state), true);
-    for (const [camera, info] of this.cameras) {
+    for (const [camera, info] of this.cameras.entries()) {
       const doc = cameraState({ lastClip: info.lastClip, clipsToday: info.today.size });
       await this.send(mqtt, this.topics.camera(camera), JSON.stringify(doc), true);
+    }
+    if (!this.ctx.sources.qualified) return;
+    for (const [name, s] of Object.entries(core.sources)) {
+      const doc = sourceState({
+        reachable: s.reachable,
+        failing: s.failing,
+        syncing: s.syncing,
+        pending: s.pending,
+        lastClip: s.lastClip ?? undefined,
+        lastError: s.lastError ?? undefined,
+      });
+      await this.send(mqtt, this.topics.source(name), JSON.stringify(doc), true);
     }
   }
 
@@ -379,7 +382,7 @@ class HomeAssistant implements Extension {
   }
 
   /** Publishes; false (logged) when the broker is out of reach. */
-  private async send(mqtt: MqttLink, topic: string, payload: string, retain: boolean) {
+  private async send(mqtt: MqttLink, topic: string, payload: string | Buffer, retain: boolean) {
     try {
       await mqtt.publish(topic, payload, { retain, qos: 1 });
       return true;
@@ -397,18 +400,14 @@ class HomeAssistant implements Extension {
     await this.persist({ topics: [] });
   }
 
-  /**
-   * Saves what was published, compared with what the manifest holds now: a run reloads the
-   * manifest from disk, which can drop a setting written at the same moment; after each run
-   * this is called again and puts it back.
-   */
+  /** Saves what was published (through the run lock, so no `sync` run writes over it). */
   private async persist(change: Partial<Persisted> = {}): Promise<void> {
     const next = { ...this.persisted, ...change };
     this.persisted = next;
-    const { manifest } = this.ctx.vault;
-    if (JSON.stringify(manifest.status.settings[SETTINGS_KEY]) === JSON.stringify(next)) return;
+    const { settings } = this.ctx;
+    if (JSON.stringify(settings.get(SETTINGS_KEY)) === JSON.stringify(next)) return;
     try {
-      await manifest.setSetting(SETTINGS_KEY, next);
+      await settings.set(SETTINGS_KEY, next);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, "could not save Home Assistant settings");
     }
@@ -416,107 +415,33 @@ class HomeAssistant implements Extension {
 
   // -- what the entities show ----------------------------------------------------------------
 
-  private camera(name: string): CameraInfo {
-    let info = this.cameras.get(name);
-    if (!info) {
-      info = { today: new Set() };
-      this.cameras.set(name, info);
-    }
-    return info;
-  }
-
-  /**
-   * Cameras are the top folders of the source (`default` when it holds date folders directly).
-   * A successful listing also says the camera is reachable. Returns whether the set changed.
-   */
+  /** Lists the sources' cameras; publishes discovery when the set changed. */
   private async refreshCameras(opts: { publish: boolean }): Promise<boolean> {
-    let entries: StoreEntry[];
-    try {
-      entries = await this.ctx.vault.source.list("");
-    } catch (err) {
-      this.cameraConnected = false;
-      this.log.debug({ err: errorMessage(err) }, "camera listing failed");
-      this.scheduleState();
-      return false;
-    }
-    this.cameraConnected = true;
-    const found = new Set<string>();
-    for (const e of entries) {
-      if (e.kind !== "dir" || e.name.startsWith(".") || unsafeSegmentReason(e.name)) continue;
-      found.add(isDate(e.name) ? DEFAULT_CAMERA : e.name);
-    }
-    const changed = await this.serial(async () => {
-      const before = [...this.cameras.keys()].sort().join("\n");
-      const mqtt = this.ctx.mqtt;
-      for (const name of [...this.cameras.keys()]) {
-        if (found.has(name)) continue;
-        this.cameras.delete(name);
-        if (mqtt) await this.send(mqtt, this.topics.camera(name), "", true);
+    const { changed, gone } = await this.cameras.refresh();
+    const mqtt = this.ctx.mqtt;
+    if (mqtt) {
+      for (const camera of gone) {
+        await this.serial(() => this.send(mqtt, this.topics.camera(camera), "", true));
       }
-      for (const name of found) this.camera(name);
-      return before !== [...this.cameras.keys()].sort().join("\n");
-    });
+    }
     if (changed) {
-      await this.loadClips().catch(() => {});
+      await this.cameras.loadClips(this.today).catch(() => {});
       if (opts.publish) await this.publishDiscovery();
     }
     this.scheduleState();
     return changed;
   }
 
-  /** A cheap look at the destination: can its root be listed? */
-  private checkDestination(): Promise<void> {
-    this.destinationCheck ??= this.ctx.vault.destination
-      .list("")
-      .then(
-        () => {
-          this.destinationConnected = true;
-        },
-        (err) => {
-          this.destinationConnected = false;
-          this.log.debug({ err: errorMessage(err) }, "destination check failed");
-        },
-      )
-      .finally(() => {
-        this.destinationCheck = undefined;
+  /** The identity's recipient (made now if the vault has none yet, as its first run would). */
+  private showRecipient(): void {
+    this.ctx.recipient().then(
+      (recipient) => {
+        this.ageRecipient = recipient;
         this.scheduleState();
-      });
-    return this.destinationCheck;
-  }
-
-  /** Each camera's last clip (newest date folders first, a month at most) and today's count. */
-  private async loadClips(): Promise<void> {
-    const { manifest } = this.ctx.vault;
-    const missing = new Set([...this.cameras].filter(([, i]) => !i.lastClip).map(([c]) => c));
-    const dates = (await manifest.dates()).reverse().slice(0, 31);
-    for (const date of dates) {
-      if (missing.size === 0) break;
-      const newest = new Map<string, LastClip>();
-      for (const clip of await manifest.listDate(date)) {
-        if (!missing.has(clip.camera)) continue;
-        const seen = newest.get(clip.camera);
-        if (!seen || clip.uploadedAt > seen.at) {
-          newest.set(clip.camera, { id: clip.id, camera: clip.camera, at: clip.uploadedAt });
-        }
-      }
-      for (const [camera, clip] of newest) {
-        this.camera(camera).lastClip = clip;
-        missing.delete(camera);
-      }
-    }
-    await this.countToday();
-  }
-
-  private async countToday(): Promise<void> {
-    const today = localDate(this.now());
-    this.today = today;
-    const byCamera = new Map<string, Set<string>>();
-    for (const clip of await this.ctx.vault.manifest.listDate(today)) {
-      const ids = byCamera.get(clip.camera) ?? new Set<string>();
-      ids.add(clip.id);
-      byCamera.set(clip.camera, ids);
-    }
-    for (const [camera, info] of this.cameras) info.today = byCamera.get(camera) ?? new Set();
+      },
+      (err: unknown) =>
+        this.log.warn({ err: errorMessage(err) }, "the age identity could not be read"),
+    );
   }
 
   /** "Clips today" falls to 0 at local midnight even when nothing happens. */
@@ -525,7 +450,8 @@ class HomeAssistant implements Extension {
     const next = new Date(now.getFullYear(), now.getMonth(), now.getDate() + 1, 0, 0, 1);
     this.midnightTimer = setTimeout(
       () => {
-        void this.countToday().then(() => this.scheduleState());
+        this.today = localDate(this.now());
+        void this.cameras.countToday(this.today).then(() => this.scheduleState());
         this.armMidnight();
       },
       Math.max(1000, next.getTime() - now.getTime()),
@@ -534,19 +460,18 @@ class HomeAssistant implements Extension {
   }
 }
 
-function newest<T extends { at: string }>(a: T | undefined, b: T | undefined): T | undefined {
-  if (!a || !b) return a ?? b;
-  return Date.parse(b.at) > Date.parse(a.at) ? b : a;
+/** The vault's "camera connection": every source answered (null while one is not known). */
+function everySourceReachable(core: ServiceStateDoc): boolean | undefined {
+  const states = Object.values(core.sources).map((s) => s.reachable);
+  if (states.some((r) => r === false)) return false;
+  return states.every((r) => r === true) ? true : undefined;
 }
 
 function readPersisted(raw: unknown): Persisted {
   const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
   const strings = (v: unknown) =>
     Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : [];
-  return {
-    topics: strings(r.topics),
-    cameras: strings(r.cameras).filter((c) => !unsafeSegmentReason(c)),
-  };
+  return { topics: strings(r.topics), cameras: strings(r.cameras) };
 }
 
 /** `YYYY-MM-DD` in local time: motionEye names its date folders after the local date. */
@@ -559,11 +484,15 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function readVersion(): string {
+/** This program's version and project page, from its package.json. */
+function readPackage(): { version: string; homepage?: string } {
   try {
     const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"));
-    return typeof pkg.version === "string" ? pkg.version : "unknown";
+    return {
+      version: typeof pkg.version === "string" ? pkg.version : "unknown",
+      homepage: typeof pkg.homepage === "string" ? pkg.homepage : undefined,
+    };
   } catch {
-    return "unknown";
+    return { version: "unknown" };
   }
 }

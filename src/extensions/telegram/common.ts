@@ -1,16 +1,26 @@
 import { createHash } from "node:crypto";
 import { type Api, GrammyError, HttpError } from "grammy";
-import type { Vault } from "../../app/vault.js";
 import { isDate, stripControl } from "../../clips/clipId.js";
+import type { SourceSet } from "../../clips/sources.js";
 import type { Config } from "../../config/load.js";
-import type { ClipRecord } from "../../manifest/manifest.js";
+import type { AgeVault } from "../../crypto/ageVault.js";
+import type { ClipRecord, Manifest } from "../../manifest/manifest.js";
+import type { ServiceState } from "../../serve/state.js";
+import { Limiter } from "../../util/async.js";
+import type { EventBus } from "../../util/events.js";
 import type { Logger } from "../../util/log.js";
 import { errorMessage } from "../../util/log.js";
-import type { TriggerQueue } from "../contract.js";
+import type { SourceView, TriggerQueue } from "../contract.js";
 
 /** What every command group of the bot needs. */
 export interface BotDeps {
-  vault: Vault;
+  manifest: Pick<Manifest, "listDate" | "get">;
+  /** Restores come from here. */
+  vault: AgeVault;
+  state: ServiceState;
+  sources: SourceSet;
+  sourceViews: readonly SourceView[];
+  events: EventBus;
   queue: TriggerQueue;
   log: Logger;
   config: Config["telegram"];
@@ -79,12 +89,12 @@ export function restoreData(clip: Pick<ClipRecord, "id" | "date">): string {
 export const RESTORE_DATA = /^r:(\d{4}-\d{2}-\d{2}):([A-Za-z0-9_-]{10})$/;
 
 export async function resolveRestoreData(
-  vault: Vault,
+  manifest: Pick<Manifest, "listDate">,
   date: string,
   key: string,
 ): Promise<ClipRecord | undefined> {
   if (!isDate(date)) return undefined;
-  const matches = (await vault.manifest.listDate(date)).filter((c) => clipKey(c.id) === key);
+  const matches = (await manifest.listDate(date)).filter((c) => clipKey(c.id) === key);
   return matches.length === 1 ? matches[0] : undefined;
 }
 
@@ -124,27 +134,4 @@ export class Tasks {
   }
 }
 
-/** A counting semaphore. */
-export class Limiter {
-  private active = 0;
-  private readonly waiting: Array<() => void> = [];
-
-  constructor(private readonly max: number) {}
-
-  /** How many callers are waiting already; 0 with a free slot. */
-  get ahead(): number {
-    return this.active >= this.max ? this.waiting.length + 1 : 0;
-  }
-
-  async run<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.active >= this.max) await new Promise<void>((resolve) => this.waiting.push(resolve));
-    else this.active++;
-    try {
-      return await fn();
-    } finally {
-      const next = this.waiting.shift();
-      if (next) next();
-      else this.active--;
-    }
-  }
-}
+export { Limiter };

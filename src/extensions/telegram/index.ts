@@ -9,13 +9,31 @@ const PARALLEL_RESTORES = 2;
  * The Telegram bot as an extension of `serve`; undefined when telegram.token is unset.
  * Starting it never waits for Telegram, and a broken bot never takes the sync down.
  */
-export function createTelegramExtension(ctx: ExtensionContext): Extension | undefined {
-  const config = ctx.vault.loaded.config.telegram;
+export function createTelegramExtension(
+  ctx: Pick<
+    ExtensionContext,
+    | "config"
+    | "logger"
+    | "events"
+    | "state"
+    | "queue"
+    | "sources"
+    | "sourceViews"
+    | "manifest"
+    | "vault"
+  >,
+): Extension | undefined {
+  const config = ctx.config.telegram;
   const token = config.token;
   if (!token) return undefined;
   const log = ctx.logger.child({ ext: "telegram" });
   const deps: BotDeps = {
+    manifest: ctx.manifest,
     vault: ctx.vault,
+    state: ctx.state,
+    sources: ctx.sources,
+    sourceViews: ctx.sourceViews,
+    events: ctx.events,
     queue: ctx.queue,
     log,
     config,

@@ -1,5 +1,4 @@
 import { Composer, type Context, GrammyError, InlineKeyboard } from "grammy";
-import type { Vault } from "../../app/vault.js";
 import { isDate } from "../../clips/clipId.js";
 import type { ClipRecord } from "../../manifest/manifest.js";
 import { clipTime, formatBytes } from "../../util/format.js";
@@ -17,13 +16,21 @@ export interface ListView {
   keyboard?: InlineKeyboard;
 }
 
-/** One page of a day's clips: a per-camera summary, and one button per clip that restores it. */
-export async function listView(vault: Vault, date: string, page: number): Promise<ListView> {
-  const clips = await vault.manifest.listDate(date);
+/**
+ * One page of a day's clips: a per-camera summary (cameras as `<source>/<camera>` with several
+ * sources), and one button per clip that restores it.
+ */
+export async function listView(
+  deps: Pick<BotDeps, "manifest" | "sources">,
+  date: string,
+  page: number,
+): Promise<ListView> {
+  const clips = await deps.manifest.listDate(date);
   if (clips.length === 0) return { text: `No clips backed up on ${date}.` };
 
+  const cameraOf = (c: ClipRecord) => deps.sources.cameraOf(c.id, c.camera);
   const cameras = new Map<string, ClipRecord[]>();
-  for (const c of clips) cameras.set(c.camera, [...(cameras.get(c.camera) ?? []), c]);
+  for (const c of clips) cameras.set(cameraOf(c), [...(cameras.get(cameraOf(c)) ?? []), c]);
   const sum = (cs: ClipRecord[]) => formatBytes(cs.reduce((n, c) => n + c.size, 0));
   const pages = Math.ceil(clips.length / PAGE_SIZE);
   const p = Math.min(Math.max(page, 0), pages - 1);
@@ -35,7 +42,7 @@ export async function listView(vault: Vault, date: string, page: number): Promis
   const keyboard = new InlineKeyboard();
   const withCamera = cameras.size > 1;
   for (const c of clips.slice(p * PAGE_SIZE, (p + 1) * PAGE_SIZE)) {
-    const label = `${withCamera ? `${c.camera} ` : ""}${clipTime(c.name)}`;
+    const label = `${withCamera ? `${cameraOf(c)} ` : ""}${clipTime(c.name)}`;
     keyboard.text(`${quote(label, 48)} · ${formatBytes(c.size)}`, restoreData(c)).row();
   }
   if (pages > 1) {
@@ -56,7 +63,7 @@ export function listComposer(deps: BotDeps): Composer<Context> {
       await ctx.reply(`"${quote(arg)}" is not a date: use YYYY-MM-DD, e.g. /list ${today()}`);
       return;
     }
-    const view = await listView(deps.vault, date, 0);
+    const view = await listView(deps, date, 0);
     await ctx.reply(view.text, view.keyboard ? { reply_markup: view.keyboard } : {});
   });
 
@@ -66,7 +73,7 @@ export function listComposer(deps: BotDeps): Composer<Context> {
       await ctx.answerCallbackQuery({ text: "that list is out of date: send /list again" });
       return;
     }
-    const view = await listView(deps.vault, date, Number(page));
+    const view = await listView(deps, date, Number(page));
     await ctx.answerCallbackQuery();
     try {
       await ctx.editMessageText(view.text, view.keyboard ? { reply_markup: view.keyboard } : {});

@@ -1,33 +1,10 @@
 import { type Api, InlineKeyboard, InputFile } from "grammy";
-import type { Store } from "../../storage/types.js";
 import { clipTime, formatBytes } from "../../util/format.js";
+import { readThumb } from "../thumbnail.js";
 import { apiSignal, type BotDeps, quote, restoreData } from "./common.js";
 
-/** A thumbnail bigger than this is not a motionEye frame: skip it (photos may be 10 MB). */
-const MAX_THUMB_BYTES = 5 * 1024 * 1024;
 /** Per run, one message per clip up to this many; the rest are summed up at the end. */
 export const MAX_CLIP_NOTES_PER_RUN = 10;
-
-/** Reads `<clip>.thumb` from the source, or undefined when there is none (or it is odd). */
-async function readThumb(source: Store, clipId: string): Promise<Buffer | undefined> {
-  const path = `${clipId}.thumb`;
-  const entry = await source.stat(path).catch(() => undefined);
-  if (entry?.kind !== "file" || entry.size === 0 || entry.size > MAX_THUMB_BYTES) {
-    return undefined;
-  }
-  try {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    for await (const chunk of await source.read(path)) {
-      size += (chunk as Buffer).length;
-      if (size > MAX_THUMB_BYTES) return undefined;
-      chunks.push(chunk as Buffer);
-    }
-    return Buffer.concat(chunks);
-  } catch {
-    return undefined;
-  }
-}
 
 /**
  * Opt-in notifications to every allowed chat (telegram.notify): a failed run, once per distinct
@@ -35,7 +12,7 @@ async function readThumb(source: Store, clipId: string): Promise<Buffer | undefi
  * button. Messages go out one at a time, in order. Returns the function that stops listening.
  */
 export function startNotifications(deps: BotDeps, api: Api): () => void {
-  const { vault, config, log } = deps;
+  const { events, config, log } = deps;
   const chats = config.allowedChatIds;
   const stop = deps.tasks.signal;
   const signal = apiSignal(stop);
@@ -62,9 +39,11 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
         api.sendMessage(chatId, `Backup failed: ${quote(error, 500)}`, {}, signal),
       );
     };
-    offs.push(vault.events.on("syncFailed", (e) => failed(e.error)));
+    offs.push(events.on("syncFailed", (e) => failed(e.error)));
+    // A source that cannot be listed: its own notice (the error names it), once until it works.
+    offs.push(events.on("sourceFailed", (e) => failed(e.error)));
     offs.push(
-      vault.events.on("syncFinished", (run) => {
+      events.on("syncFinished", (run) => {
         if (run.error) failed(run.error);
         else lastError = undefined;
       }),
@@ -74,7 +53,7 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
   if (config.notify.clips) {
     const perRun = new Map<string, number>();
     offs.push(
-      vault.events.on("clipBackedUp", (clip) => {
+      events.on("clipBackedUp", (clip) => {
         const n = (perRun.get(clip.runId) ?? 0) + 1;
         perRun.set(clip.runId, n);
         if (n > MAX_CLIP_NOTES_PER_RUN) return;
@@ -83,7 +62,7 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
         const caption = `New clip: ${quote(clip.camera, 60)} ${clip.date} ${time} · ${formatBytes(clip.size)}\n${quote(clip.id, 900)}`;
         const markup = new InlineKeyboard().text("Restore", restoreData(clip));
         // Read the thumbnail once, now: motionEye may clean it up later.
-        const thumb = readThumb(vault.source, clip.id);
+        const thumb = readThumb(deps, clip.id);
         enqueue("a clip notice", async (chatId) => {
           const photo = await thumb;
           return photo
@@ -106,8 +85,8 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
         );
       }
     };
-    offs.push(vault.events.on("syncFinished", (run) => runEnded(run.runId)));
-    offs.push(vault.events.on("syncFailed", (e) => runEnded(e.runId)));
+    offs.push(events.on("syncFinished", (run) => runEnded(run.runId)));
+    offs.push(events.on("syncFailed", (e) => runEnded(e.runId)));
   }
 
   return () => {

@@ -4,13 +4,9 @@ import { extname, join } from "node:path";
 import { type Api, Composer, type Context, InputFile } from "grammy";
 import { InvalidClipIdError, tryParseClipId } from "../../clips/clipId.js";
 import type { ClipRecord } from "../../manifest/manifest.js";
-import {
-  AmbiguousClipError,
-  ClipNotFoundError,
-  ClipRestoreError,
-  findClip,
-  restoreClip,
-} from "../../restore/restore.js";
+import { ClipRestoreError } from "../../restore/open.js";
+import { restoreClip } from "../../restore/restore.js";
+import { AmbiguousClipError, ClipNotFoundError, findClip } from "../../restore/select.js";
 import { clipTime, formatBytes } from "../../util/format.js";
 import {
   apiSignal,
@@ -44,7 +40,7 @@ export async function lookUpClip(
   input: string,
 ): Promise<{ clip: ClipRecord } | { error: string }> {
   try {
-    return { clip: await findClip(deps.vault, input) };
+    return { clip: await findClip(deps.manifest, input) };
   } catch (err) {
     if (err instanceof ClipNotFoundError) {
       // restore.ts names the CLI's `list`; here the hint is the bot's own command.
@@ -158,7 +154,7 @@ export function restoreComposer(deps: BotDeps): Composer<Context> {
 
   composer.callbackQuery(RESTORE_DATA, async (ctx) => {
     const [, date = "", key = ""] = ctx.match;
-    const clip = await resolveRestoreData(deps.vault, date, key);
+    const clip = await resolveRestoreData(deps.manifest, date, key);
     const chatId = ctx.chat?.id;
     if (!clip || chatId === undefined) {
       await ctx.answerCallbackQuery({

@@ -1,5 +1,4 @@
 import { Composer, type Context } from "grammy";
-import { statusSnapshot } from "../../cli/commands/status.js";
 import { formatBytes, isoSeconds } from "../../util/format.js";
 import { type BotDeps, quote } from "./common.js";
 
@@ -23,14 +22,25 @@ const HELP = [
 
 const time = (iso: string | undefined | null) => (iso ? isoSeconds(Date.parse(iso)) : "never");
 
-/** The text of /status: what `motioneye-vault status` says, plus what only serve knows. */
-export function statusText(deps: Pick<BotDeps, "vault" | "queue">): string {
-  const st = statusSnapshot(deps.vault);
+/**
+ * The text of /status: what `motioneye-vault status` says, plus what only serve knows, and a
+ * line per source when there are several (a failing one says why).
+ */
+export function statusText(deps: Pick<BotDeps, "state" | "queue">): string {
+  const st = deps.state.snapshot();
   const { queue } = deps;
   const run = st.lastRun;
   const next = queue.nextScheduledRun();
+  const sources = Object.entries(st.sources);
+  const perSource =
+    sources.length > 1
+      ? sources.flatMap(([name, s]) => [
+          `${name}: ${s.syncing ? "syncing" : s.failing ? "FAILING" : s.lastRunAt ? "ok" : "not run yet"}, ${s.pending} pending, last success ${time(s.lastSuccessAt)}`,
+          ...(s.failing && s.lastError ? [`  ${quote(s.lastError.message, 300)}`] : []),
+        ])
+      : [];
   return [
-    `motionEye Vault: ${queue.running ? "syncing now" : "idle"}${queue.paused ? " (backups paused)" : ""}`,
+    `motionEye Vault: ${st.running ? "syncing now" : "idle"}${st.paused ? " (backups paused)" : ""}`,
     `backed up: ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}`,
     `pending: ${st.pending}`,
     `last run: ${run ? `${time(run.finishedAt)} (${run.trigger}): ${run.uploaded} uploaded, ${run.failed} failed` : "never"}`,
@@ -38,6 +48,7 @@ export function statusText(deps: Pick<BotDeps, "vault" | "queue">): string {
     `last clip: ${st.lastClip ? `${st.lastClip.id} at ${time(st.lastClip.at)}` : "none"}`,
     `last error: ${st.lastError ? `${quote(st.lastError.message, 500)} (${time(st.lastError.at)})` : "none"}`,
     `next scheduled run: ${next ? isoSeconds(next.getTime()) : "none scheduled"}`,
+    ...perSource,
   ].join("\n");
 }
 

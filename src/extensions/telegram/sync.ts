@@ -29,7 +29,7 @@ export function syncComposer(deps: BotDeps): Composer<Context> {
     deps.tasks.spawn("sync", async (signal) => {
       let text: string;
       try {
-        text = summaryText(await deps.queue.request({ source: "telegram" }));
+        text = summaryText(await deps.queue.request({ origin: "telegram" }));
       } catch (err) {
         // serve is shutting down: nobody is waiting for this answer.
         if (signal.aborted || (err instanceof Error && err.name === "StoppedError")) return;

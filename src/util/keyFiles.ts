@@ -1,5 +1,5 @@
 import { statSync } from "node:fs";
-import type { Logger } from "../util/log.js";
+import type { Logger } from "./log.js";
 
 /**
  * Key files that group or others can read are a leak waiting to happen: say so at start-up

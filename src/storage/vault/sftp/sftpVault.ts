@@ -1,5 +1,5 @@
 /**
- * The vault side: a Store over SFTP (ssh2-sftp-client on ssh2), e.g. an EC2 instance.
+ * The vault as a `VaultStore` over SFTP (ssh2-sftp-client on ssh2), e.g. an EC2 instance.
  *
  * - Host keys: a pinned `SHA256:` fingerprint must match; without one, trust on first use with
  *   a known hosts file. A different key fails with HostKeyMismatchError, never silently.
@@ -9,17 +9,18 @@
  * - Speed (see DESIGN.md): TCP_NODELAY, 1 MiB stream buffers; files are created 0600.
  * - Uploads go to a `.part-<random>` name, are size-checked, then posix-renamed into place.
  */
-import { createHash, randomBytes } from "node:crypto";
-import { appendFileSync, chmodSync, mkdirSync, readFileSync } from "node:fs";
-import { dirname, posix } from "node:path";
+import { randomBytes } from "node:crypto";
+import { posix } from "node:path";
 import { PassThrough, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import SftpClient from "ssh2-sftp-client";
+import type SftpClient from "ssh2-sftp-client";
 import { errorMessage, type Logger, silentLogger } from "../../../util/log.js";
-import { partName, type Store, type StoreEntry, type WriteResult } from "../../types.js";
+import { type Entry, type PutResult, partName, type VaultStore } from "../../types.js";
+import { isNotFound, type Live, openConnection, raceLost, whenLost } from "./connection.js";
+import { HostKeyMismatchError, normalizeFingerprint } from "./hostKeys.js";
 import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./upload.js";
 
-export interface SftpStoreOptions {
+export interface SftpVaultOptions {
   host: string;
   port: number;
   username: string;
@@ -40,146 +41,12 @@ export interface SftpStoreOptions {
   logger?: Logger;
 }
 
-/** The server presented a host key other than the pinned or previously recorded one. */
-export class HostKeyMismatchError extends Error {
-  override readonly name = "HostKeyMismatchError";
-
-  constructor(
-    /** `host:port` */
-    readonly server: string,
-    readonly expected: string,
-    readonly presented: string,
-    /** Where `expected` came from: destination.hostKey, or the known hosts file. */
-    readonly source: "pinned" | "known-hosts",
-    readonly knownHostsFile?: string,
-  ) {
-    const from =
-      source === "pinned"
-        ? "pinned in destination.hostKey"
-        : `recorded on first use in ${knownHostsFile}`;
-    const fix =
-      source === "pinned"
-        ? `If the server's key really changed (e.g. the instance was rebuilt), set destination.hostKey to ${presented}`
-        : `If the server's key really changed (e.g. the instance was rebuilt), remove the line for ${knownHostLabel(server)} from ${knownHostsFile}, or pin the new key with destination.hostKey: ${presented}`;
-    super(
-      `host key mismatch for ${server}: expected ${expected} (${from}) but the server presented ${presented}. ` +
-        `This may be a man-in-the-middle attack; nothing was sent. ${fix} (check it first, e.g. with ssh-keyscan | ssh-keygen -lf -).`,
-    );
-  }
-}
-
-/** `SHA256:` + unpadded base64 of sha256(raw public key blob): what `ssh-keygen -lf` prints. */
-export function hostKeyFingerprint(key: Buffer): string {
-  return `SHA256:${createHash("sha256").update(key).digest("base64").replace(/=+$/, "")}`;
-}
-
-/** Accepts "SHA256:abc", "SHA256:abc=" or a whole `ssh-keygen -lf` line; returns "SHA256:abc". */
-export function normalizeFingerprint(text: string): string | undefined {
-  const m = /SHA256:([A-Za-z0-9+/]+)=*/.exec(text);
-  return m ? `SHA256:${m[1]}` : undefined;
-}
-
-function knownHostLabel(server: string): string {
-  const i = server.lastIndexOf(":");
-  return `[${server.slice(0, i)}]:${server.slice(i + 1)}`;
-}
-
-/** Fingerprints recorded for `[host]:port` in an OpenSSH-like file of `[host]:port SHA256:...` lines. */
-function readKnownHosts(file: string, label: string): string[] {
-  let text: string;
-  try {
-    text = readFileSync(file, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === "ENOENT") return [];
-    throw err;
-  }
-  const found: string[] = [];
-  for (const line of text.split("\n")) {
-    const [name, fp] = line.trim().split(/\s+/);
-    if (!name || name.startsWith("#") || name !== label || !fp) continue;
-    const normalized = normalizeFingerprint(fp);
-    if (normalized) found.push(normalized);
-  }
-  return found;
-}
-
-function recordKnownHost(file: string, label: string, fingerprint: string): void {
-  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
-  appendFileSync(file, `${label} ${fingerprint}\n`, { mode: 0o600 });
-  chmodSync(file, 0o600);
-}
-
-/** The parts of ssh2's Client we touch (ssh2-sftp-client's typings do not expose `.client`). */
-interface RawSshClient {
-  setNoDelay(noDelay?: boolean): unknown;
-  setMaxListeners(n: number): unknown;
-  on(event: "close" | "end", listener: () => void): unknown;
-  end(): unknown;
-  /** ssh2's socket: its destroy() does nothing once end() was called, so we reach for this. */
-  _sock?: { destroy(): unknown };
-}
-
-/**
- * One SSH connection and its SFTP channel. ssh2 does not fail SFTP requests issued after the
- * connection broke (they wait forever for a reply), so every operation races `lost`.
- */
-interface Live {
-  sftp: SftpClient;
-  raw: RawSshClient;
-  dead: boolean;
-  /** Why the connection is gone, once it is. */
-  lostError?: Error;
-  /** Called once when the connection is lost. */
-  onLost: Set<(err: Error) => void>;
-  /** Marks the connection gone (idempotent) and tells `onLost`. */
-  kill(reason: string): void;
-}
-
 // Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (README, Performance).
 const STREAM_HWM = 256 * 1024;
 
-function errCode(err: unknown): unknown {
-  return typeof err === "object" && err !== null ? (err as { code?: unknown }).code : undefined;
-}
-
-/** SFTP "no such file" (status 2) as ssh2 and ssh2-sftp-client report it. */
-function isNotFound(err: unknown): boolean {
-  const code = errCode(err);
-  return code === 2 || code === "ENOENT";
-}
-
-/** Calls `cb` when the connection is lost (at once if it is); returns the unsubscribe. */
-function whenLost(live: Live, cb: (err: Error) => void): () => void {
-  if (live.dead) {
-    const err = live.lostError ?? new Error("connection lost");
-    queueMicrotask(() => cb(err));
-    return () => {};
-  }
-  live.onLost.add(cb);
-  return () => live.onLost.delete(cb);
-}
-
-/** `work`, unless the connection is lost first. */
-function raceLost<T>(live: Live, work: Promise<T>): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const off = whenLost(live, reject);
-    work.then(
-      (value) => {
-        off();
-        resolve(value);
-      },
-      (err: unknown) => {
-        off();
-        reject(err);
-      },
-    );
-  });
-}
-
-export function createSftpStore(opts: SftpStoreOptions): Store {
+export function createSftpVault(opts: SftpVaultOptions): VaultStore {
   const logger = opts.logger ?? silentLogger;
   const server = `${opts.host}:${opts.port}`;
-  const label = knownHostLabel(server);
   const root = opts.root === "/" ? "" : opts.root.replace(/\/+$/, "");
   const description = `sftp://${opts.username}@${server}${root || "/"}`;
   let pinned: string | undefined;
@@ -218,103 +85,21 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
   let generation = 0;
   const timeoutMs = opts.timeoutMs ?? 30_000;
 
-  async function open(): Promise<Live> {
-    let lastError = "";
-    const kill = (reason: string) => {
-      if (state.dead) return;
-      state.dead = true;
-      const err = new Error(`connection lost (${lastError || reason})`);
-      state.lostError = err;
-      const listeners = [...state.onLost];
-      state.onLost.clear();
-      for (const cb of listeners) cb(err);
-    };
-    // Our own callbacks: the library's defaults print "Global ... listener" lines to stdout.
-    const sftp = new SftpClient("motioneye-vault", {
-      error: (err: unknown) => {
-        lastError = errorMessage(err);
-        logger.debug({ server, err: lastError }, "sftp connection error");
-        kill(lastError);
-      },
-      end: () => kill("closed by the server"),
-      close: () => kill("closed"),
-    });
-    // Reaching into the wrapped ssh2 Client: the typings do not declare this public field.
-    const raw = (sftp as unknown as { client: RawSshClient }).client;
-    const state: Live = { sftp, raw, dead: false, onLost: new Set(), kill };
-    // Every concurrent ssh2-sftp-client call adds temporary listeners.
-    raw.setMaxListeners(200);
-    // ssh2-sftp-client's own handlers skip events it considers handled: listen directly too.
-    raw.on("close", () => kill("closed"));
-    raw.on("end", () => kill("closed by the server"));
-
-    let refusal: Error | undefined;
-    const hostVerifier = (key: Buffer): boolean => {
-      const presented = hostKeyFingerprint(key);
-      if (pinned) {
-        if (presented === pinned) return true;
-        refusal = new HostKeyMismatchError(server, pinned, presented, "pinned");
-        return false;
-      }
-      try {
-        const known = readKnownHosts(opts.knownHostsFile, label);
-        if (known.length > 0) {
-          if (known.includes(presented)) return true;
-          refusal = new HostKeyMismatchError(
-            server,
-            known.join(" or "),
-            presented,
-            "known-hosts",
-            opts.knownHostsFile,
-          );
-          return false;
-        }
-        recordKnownHost(opts.knownHostsFile, label, presented);
-      } catch (err) {
-        refusal = new Error(
-          `cannot use the known hosts file ${opts.knownHostsFile}: ${errorMessage(err)}; refusing host key ${presented}`,
-        );
-        return false;
-      }
-      logger.warn(
-        { server, fingerprint: presented, knownHostsFile: opts.knownHostsFile },
-        `trusting new host key ${presented} for ${server} (first use); pin it with destination.hostKey`,
-      );
-      return true;
-    };
-
-    try {
-      await sftp.connect({
+  function connection(): Promise<Live> {
+    if (live && !live.dead) return Promise.resolve(live);
+    if (!opening) {
+      const p = openConnection({
         host: opts.host,
         port: opts.port,
         username: opts.username,
         privateKey: opts.privateKey,
         passphrase: opts.passphrase,
         password: opts.password,
-        readyTimeout: timeoutMs,
-        // A silently dead network (no RST) or a stalled server is noticed within timeoutMs:
-        // four unanswered keepalives (any packet from the server resets the count).
-        keepaliveInterval: Math.max(250, Math.round(timeoutMs / 4)),
-        keepaliveCountMax: 3,
-        hostVerifier,
+        pinned,
+        knownHostsFile: opts.knownHostsFile,
+        timeoutMs,
+        logger,
       });
-    } catch (err) {
-      kill("connect failed");
-      raw.end();
-      // ssh2 only says "Host denied (verification failed)": say what happened instead.
-      throw refusal ?? err;
-    }
-    // ssh2 leaves Nagle on and every SFTP request waits for its reply: ~80x slower without this.
-    raw.setNoDelay(true);
-    logger.debug({ server }, "sftp connected");
-    return state;
-  }
-
-  /** The live connection, (re)connecting when there is none or it was lost. */
-  function connection(): Promise<Live> {
-    if (live && !live.dead) return Promise.resolve(live);
-    if (!opening) {
-      const p = open();
       opening = p;
       p.then(
         (l) => {
@@ -389,13 +174,13 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
     await sftp.rename(from, to);
   }
 
-  function toEntry(name: string, st: SftpClient.FileStats): StoreEntry | undefined {
+  function toEntry(name: string, st: SftpClient.FileStats): Entry | undefined {
     if (st.isDirectory) return { name, kind: "dir", size: 0, mtimeMs: st.modifyTime };
     if (st.isFile) return { name, kind: "file", size: st.size, mtimeMs: st.modifyTime };
     return undefined;
   }
 
-  const store: Store = {
+  const store: VaultStore = {
     description,
 
     async list(dir) {
@@ -409,7 +194,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
             if (isNotFound(err)) return [];
             throw err;
           }
-          const entries: StoreEntry[] = [];
+          const entries: Entry[] = [];
           for (const item of items) {
             if (item.name === "." || item.name === "..") continue;
             if (item.type === "d") {
@@ -471,7 +256,7 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
       return out;
     },
 
-    async writeAtomic(path, data, writeOpts = {}): Promise<WriteResult> {
+    async put(path, data, putOpts = {}): Promise<PutResult> {
       const remote = abs(path);
       const part = partName(remote, randomBytes(6).toString("hex"));
       const startedIn = generation;
@@ -516,11 +301,12 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
           if (st.size !== counted) {
             throw new Error(`server has ${st.size} bytes, ${counted} were sent`);
           }
-          if (writeOpts.expectedSize !== undefined && st.size !== writeOpts.expectedSize) {
+          if (putOpts.expectedSize !== undefined && st.size !== putOpts.expectedSize) {
             throw new Error(
-              `size mismatch: expected ${writeOpts.expectedSize} bytes, got ${st.size}`,
+              `size mismatch: expected ${putOpts.expectedSize} bytes, got ${st.size}`,
             );
           }
+          await putOpts.beforeCommit?.();
           await renameReplacing(sftp, part, remote);
           return { size: st.size };
         });
@@ -542,14 +328,6 @@ export function createSftpStore(opts: SftpStoreOptions): Store {
         throw fail("write", remote, err);
       } finally {
         data.off("error", onSourceError);
-      }
-    },
-
-    async rename(from, to) {
-      try {
-        await withSftp((sftp) => renameReplacing(sftp, abs(from), abs(to)));
-      } catch (err) {
-        throw fail("rename", `${abs(from)} -> ${abs(to)}`, err);
       }
     },
 

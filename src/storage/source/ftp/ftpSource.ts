@@ -1,5 +1,6 @@
 /**
- * The camera side: a Store over FTP/FTPS (basic-ftp), e.g. motionEyeOS's proftpd or a vsftpd.
+ * A camera as a `Source` over FTP/FTPS (basic-ftp), e.g. motionEyeOS's proftpd or a vsftpd.
+ * Read-only: the vault never writes to a camera.
  *
  * - basic-ftp's Client runs one command at a time, so the store keeps a small pool of clients
  *   (lazy connect, reuse, a NOOP probe after idling, a fresh client for one whose connection
@@ -9,15 +10,15 @@
  *   plus MDTM for recent files only (see EXACT_TIME_WINDOW_MS).
  * - Errors name `ftp://user@host:port/root` and the server path, never the password.
  */
-import { randomBytes } from "node:crypto";
-import { PassThrough, Transform, Writable } from "node:stream";
-import { pipeline } from "node:stream/promises";
+import { PassThrough, Writable } from "node:stream";
 import type { ConnectionOptions } from "node:tls";
-import { Client, type FileInfo, FileType, FTPError } from "basic-ftp";
-import { errorMessage, type Logger, silentLogger } from "../../util/log.js";
-import { partName, type Store, type StoreEntry, type WriteResult } from "../types.js";
+import { type Client, type FileInfo, FileType, FTPError } from "basic-ftp";
+import { errorMessage, type Logger, silentLogger } from "../../../util/log.js";
+import type { Entry, Source } from "../../types.js";
+import { parseListTime } from "./listTime.js";
+import { FtpPool, isFtpError } from "./pool.js";
 
-export interface FtpStoreOptions {
+export interface FtpSourceOptions {
   host: string;
   port: number;
   user: string;
@@ -26,7 +27,7 @@ export interface FtpStoreOptions {
   secure: boolean;
   /** TLS options for FTPS, e.g. `{ rejectUnauthorized: false }` for a camera's self-signed certificate. */
   secureOptions?: ConnectionOptions;
-  /** The media root on the server (e.g. "/sdcard"); every store path is relative to it. */
+  /** The media root on the server (e.g. "/sdcard"); every source path is relative to it. */
   root: string;
   /** Control/data inactivity timeout; default 30 s. */
   timeoutMs?: number;
@@ -50,78 +51,8 @@ const EXACT_TIME_WINDOW_MS = 2 * 60 * 60 * 1000;
 const MAX_TZ_SKEW_MS = 16 * 60 * 60 * 1000;
 /** How long a measured LIST-vs-MDTM timezone offset is trusted (DST changes it). */
 const TZ_OFFSET_TTL_MS = 60 * 60 * 1000;
-/** An idle connection older than this is probed with NOOP before reuse. */
-const PROBE_IDLE_MS = 15_000;
 // Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (README, Performance).
 const STREAM_HWM = 256 * 1024;
-
-const MONTHS: Record<string, number> = {
-  jan: 0,
-  feb: 1,
-  mar: 2,
-  apr: 3,
-  may: 4,
-  jun: 5,
-  jul: 6,
-  aug: 7,
-  sep: 8,
-  oct: 9,
-  nov: 10,
-  dec: 11,
-};
-
-/** A LIST time read as if it were UTC; `hasTime` is false for the "May 01 2023" (day only) form. */
-interface RawListTime {
-  ms: number;
-  hasTime: boolean;
-}
-
-/** Parses basic-ftp's `rawModifiedAt` of a Unix-style LIST line, read as UTC. Exported for tests. */
-export function parseListTime(raw: string, nowMs: number): RawListTime | undefined {
-  const s = raw.trim().replace(/\s+/g, " ");
-  let m = /^(\d{4})[-/](\d{1,2})[-/](\d{1,2}) (\d{1,2}):(\d{2})$/.exec(s);
-  if (m) {
-    return {
-      ms: Date.UTC(Number(m[1]), Number(m[2]) - 1, Number(m[3]), Number(m[4]), Number(m[5])),
-      hasTime: true,
-    };
-  }
-  let month: number | undefined;
-  let day: number;
-  let rest: string;
-  m = /^([A-Za-z]{3}) (\d{1,2}) (\S+)$/.exec(s);
-  if (m) {
-    month = MONTHS[(m[1] ?? "").toLowerCase()];
-    day = Number(m[2]);
-    rest = m[3] ?? "";
-  } else {
-    m = /^(\d{1,2}) ([A-Za-z]{3}) (\S+)$/.exec(s);
-    if (!m) return undefined;
-    month = MONTHS[(m[2] ?? "").toLowerCase()];
-    day = Number(m[1]);
-    rest = m[3] ?? "";
-  }
-  if (month === undefined) return undefined;
-  const year = /^(\d{4})$/.exec(rest);
-  if (year) return { ms: Date.UTC(Number(year[1]), month, day), hasTime: false };
-  const time = /^(\d{1,2}):(\d{2})$/.exec(rest);
-  if (!time) return undefined;
-  // "MMM dd HH:mm" is how ls and vsftpd show the last six months (older or future times get the
-  // year): take the latest year that does not put it in the future (two days' slack for
-  // timezones and clock skew).
-  let y = new Date(nowMs).getUTCFullYear();
-  const at = (year: number) => Date.UTC(year, month, day, Number(time[1]), Number(time[2]));
-  if (at(y) > nowMs + 2 * 86_400_000) y--;
-  return { ms: at(y), hasTime: true };
-}
-
-function isFtpError(err: unknown, ...codes: number[]): err is FTPError {
-  return err instanceof FTPError && (codes.length === 0 || codes.includes(err.code));
-}
-
-function token(): string {
-  return randomBytes(6).toString("hex");
-}
 
 function baseName(p: string): string {
   const i = p.lastIndexOf("/");
@@ -133,81 +64,13 @@ function dirName(p: string): string {
   return i <= 0 ? "/" : p.slice(0, i);
 }
 
-/** Pool of basic-ftp clients: each Client runs one command at a time. */
-class FtpPool {
-  private readonly idle: Array<{ client: Client; since: number }> = [];
-  private readonly all = new Set<Client>();
-  private readonly waiters: Array<(client: Client) => void> = [];
-  private created = 0;
-
-  constructor(
-    private readonly max: number,
-    private readonly timeoutMs: number,
-    private readonly connect: (client: Client) => Promise<void>,
-  ) {}
-
-  /** A connected client, exclusively the caller's until `release`. */
-  async acquire(): Promise<Client> {
-    let client: Client;
-    let idleSince: number | undefined;
-    const idle = this.idle.pop();
-    if (idle) {
-      client = idle.client;
-      idleSince = idle.since;
-    } else if (this.created < this.max) {
-      this.created++;
-      client = this.newClient();
-    } else {
-      client = await new Promise<Client>((resolve) => this.waiters.push(resolve));
-    }
-    try {
-      if (!client.closed && idleSince !== undefined && Date.now() - idleSince > PROBE_IDLE_MS) {
-        // The server may have dropped an idle session (vsftpd idle_session_timeout): probe it.
-        try {
-          await client.send("NOOP");
-        } catch {
-          client.close();
-        }
-      }
-      if (client.closed) await this.connect(client);
-      return client;
-    } catch (err) {
-      this.release(client, true);
-      throw err;
-    }
-  }
-
-  /** Gives a client back; `discard` (or a closed client) closes it and frees its slot for a fresh one. */
-  release(client: Client, discard = false): void {
-    let next = client;
-    if (discard || client.closed) {
-      client.close();
-      this.all.delete(client);
-      next = this.newClient();
-    }
-    const waiter = this.waiters.shift();
-    if (waiter) waiter(next);
-    else this.idle.push({ client: next, since: Date.now() });
-  }
-
-  closeAll(): void {
-    for (const client of this.all) client.close();
-  }
-
-  private newClient(): Client {
-    const client = new Client(this.timeoutMs);
-    this.all.add(client);
-    return client;
-  }
-}
-
-export function createFtpStore(opts: FtpStoreOptions): Store {
+export function createFtpSource(opts: FtpSourceOptions): Source {
   const logger = opts.logger ?? silentLogger;
   const root = opts.root === "/" ? "" : opts.root.replace(/\/+$/, "");
   const where = `${opts.host}:${opts.port}`;
   const description = `${opts.secure ? "ftps" : "ftp"}://${opts.user}@${where}${root || "/"}`;
 
-  /** Server path for a store path. Plain concatenation: `..` is never resolved here. */
+  /** Server path for a source path. Plain concatenation: `..` is never resolved here. */
   const abs = (path: string): string => {
     const rel = path.replace(/^\/+/, "").replace(/\/+$/, "");
     if (rel === "" || rel === ".") return root || "/";
@@ -286,7 +149,7 @@ export function createFtpStore(opts: FtpStoreOptions): Store {
     dirAbs: string,
     info: FileInfo,
     now: number,
-  ): Promise<StoreEntry | undefined> {
+  ): Promise<Entry | undefined> {
     if (info.name === "." || info.name === "..") return undefined;
     const path = `${dirAbs === "/" ? "" : dirAbs}/${info.name}`;
     let kind: "file" | "dir";
@@ -336,7 +199,7 @@ export function createFtpStore(opts: FtpStoreOptions): Store {
     client: Client,
     path: string,
     withTime = true,
-  ): Promise<StoreEntry | undefined> {
+  ): Promise<Entry | undefined> {
     const name = baseName(path);
     if (sizeSupported) {
       try {
@@ -370,27 +233,7 @@ export function createFtpStore(opts: FtpStoreOptions): Store {
     }
   }
 
-  async function removeAbs(client: Client, path: string): Promise<void> {
-    try {
-      await client.remove(path);
-    } catch (err) {
-      if (isFtpError(err, 550) && (await statAbs(client, path)) === undefined) return;
-      throw err;
-    }
-  }
-
-  async function renameAbs(client: Client, from: string, to: string): Promise<void> {
-    try {
-      await client.rename(from, to);
-    } catch (err) {
-      // vsftpd and proftpd replace the target (rename(2)); some servers refuse instead.
-      if (!isFtpError(err) || (await statAbs(client, to)) === undefined) throw err;
-      await client.remove(to);
-      await client.rename(from, to);
-    }
-  }
-
-  const store: Store = {
+  const source: Source = {
     description,
 
     async list(dir) {
@@ -406,7 +249,7 @@ export function createFtpStore(opts: FtpStoreOptions): Store {
             throw err;
           }
           const now = Date.now();
-          const entries: StoreEntry[] = [];
+          const entries: Entry[] = [];
           for (const info of infos) {
             const entry = await entryFromInfo(client, dirAbs, info, now);
             if (entry) entries.push(entry);
@@ -492,83 +335,9 @@ export function createFtpStore(opts: FtpStoreOptions): Store {
       return out;
     },
 
-    async writeAtomic(path, data, writeOpts = {}): Promise<WriteResult> {
-      const remote = abs(path);
-      const part = partName(remote, token());
-      let counted = 0;
-      const counter = new Transform({
-        highWaterMark: STREAM_HWM,
-        transform(chunk: Buffer, _encoding, callback) {
-          counted += chunk.length;
-          callback(null, chunk);
-        },
-      });
-      // A failing source destroys `counter`, which basic-ftp sees as an upload error; keep the
-      // source's own error to report.
-      let sourceError: unknown;
-      const onSourceError = (err: unknown) => {
-        sourceError ??= err;
-      };
-      data.on("error", onSourceError);
-      const feeding = pipeline(data, counter).catch(() => {});
-      let partCreated = false;
-      try {
-        return await withClient(async (client) => {
-          await client.ensureDir(dirName(remote));
-          if (counter.destroyed) throw new Error("the source stream failed");
-          partCreated = true;
-          await client.uploadFrom(counter, part);
-          await feeding;
-          const size = (await statAbs(client, part, false))?.size;
-          if (size !== counted) {
-            throw new Error(
-              `server has ${size ?? "no"} bytes for the upload, ${counted} were sent`,
-            );
-          }
-          if (writeOpts.expectedSize !== undefined && size !== writeOpts.expectedSize) {
-            throw new Error(`size mismatch: expected ${writeOpts.expectedSize} bytes, got ${size}`);
-          }
-          await renameAbs(client, part, remote);
-          partCreated = false;
-          return { size };
-        });
-      } catch (caught) {
-        const err = sourceError ?? caught;
-        if (!data.destroyed) data.destroy();
-        counter.destroy();
-        if (partCreated) {
-          await withClient((client) => removeAbs(client, part)).catch((cleanupErr: unknown) => {
-            logger.warn(
-              { server: where, path: part, err: errorMessage(cleanupErr) },
-              "could not remove temporary upload",
-            );
-          });
-        }
-        throw fail("write", abs(path), err);
-      } finally {
-        data.off("error", onSourceError);
-      }
-    },
-
-    async rename(from, to) {
-      try {
-        await withClient((client) => renameAbs(client, abs(from), abs(to)));
-      } catch (err) {
-        throw fail("rename", `${abs(from)} -> ${abs(to)}`, err);
-      }
-    },
-
-    async remove(path) {
-      try {
-        await withClient((client) => removeAbs(client, abs(path)));
-      } catch (err) {
-        throw fail("remove", abs(path), err);
-      }
-    },
-
     async close() {
       pool.closeAll();
     },
   };
-  return store;
+  return source;
 }

@@ -1,0 +1,37 @@
+import { createReadStream } from "node:fs";
+import { z } from "zod";
+import { listLocal, localEntry, localPath } from "../localEntry.js";
+import { defineBackend } from "../registry.js";
+import type { Source } from "../types.js";
+
+/** A media root on this machine (motionEye on the same host, the Home Assistant add-on's media). */
+export function createLocalSource(root: string): Source {
+  return {
+    description: `file://${root}`,
+    localRoot: root,
+    list: (dir) => listLocal(localPath(root, dir)),
+    async stat(path) {
+      const parts = path.split("/");
+      return localEntry(parts[parts.length - 1] ?? path, localPath(root, path));
+    },
+    async read(path) {
+      const stream = createReadStream(localPath(root, path), { highWaterMark: 1 << 20 });
+      await new Promise<void>((resolve, reject) => {
+        stream.once("open", () => resolve());
+        stream.once("error", reject);
+      });
+      return stream;
+    },
+    async close() {},
+  };
+}
+
+export const localSource = defineBackend({
+  type: "local",
+  schema: z.object({
+    /** The motionEye media root (embedded default: the sample clips). */
+    path: z.string().min(1).default("./samples/motioneye"),
+  }),
+  paths: ["path"],
+  create: async (o) => createLocalSource(o.path),
+});
