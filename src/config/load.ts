@@ -3,16 +3,15 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import { parse as parseYaml } from "yaml";
 import type { z } from "zod";
 import type { Registry } from "../storage/registry.js";
-import { sourceBackends } from "../storage/source/registry.js";
-import { vaultBackends } from "../storage/vault/registry.js";
 import { applyEnv, type EnvKeys, leavesOf, type SectionKeys } from "./env.js";
 import {
-  configSchema,
-  destinationSchema,
+  backendSchemas,
+  buildConfigSchema,
+  type configSchema,
+  defaultRegistries,
   PATH_KEYS,
+  type Registries,
   SECRET_KEYS,
-  sourceEntrySchema,
-  sourceSchema,
 } from "./schema.js";
 import { checkSources } from "./sources.js";
 import { formatPath, isTree, unknownKeyProblems } from "./strict.js";
@@ -68,6 +67,8 @@ export interface LoadOptions {
   file?: string;
   env?: NodeJS.ProcessEnv;
   cwd?: string;
+  /** The backends a config may name (default: every registered one). */
+  registries?: Registries;
 }
 
 type Tree = Record<string, unknown>;
@@ -91,13 +92,21 @@ function isBackendKey(registry: Registry<unknown>, key: string | undefined): boo
   return registry.all.some((b) => key !== undefined && key in b.schema.shape);
 }
 
-const ENV_KEYS: EnvKeys = {
-  leaves: leavesOf(configSchema.omit({ source: true, sources: true, destination: true })),
-  secrets: SECRET_KEYS,
-  source: sectionKeys(sourceBackends, sourceSchema),
-  destination: sectionKeys(vaultBackends, destinationSchema),
-  entry: sectionKeys(sourceBackends, sourceEntrySchema),
-};
+/** The config's schema and environment keys for a set of backends (the registries'). */
+function schemasFor(registries: Registries) {
+  const schema = buildConfigSchema(registries);
+  const backends = backendSchemas(registries);
+  const env: EnvKeys = {
+    leaves: leavesOf(schema.omit({ source: true, sources: true, destination: true })),
+    secrets: SECRET_KEYS,
+    source: sectionKeys(registries.sources, backends.source),
+    destination: sectionKeys(registries.vaults, backends.destination),
+    entry: sectionKeys(registries.sources, backends.sourceEntry),
+  };
+  return { schema, env };
+}
+
+const DEFAULT = schemasFor(defaultRegistries);
 
 /** Finds the config file: `--config`, else `$MOTIONEYE_VAULT_CONFIG`, else `./config.yml` if present. */
 export function findConfigFile(opts: LoadOptions): string | undefined {
@@ -110,6 +119,11 @@ export function findConfigFile(opts: LoadOptions): string | undefined {
 }
 
 export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
+  const registries = opts.registries ?? defaultRegistries;
+  const { schema: configSchema, env: envKeys } = opts.registries
+    ? schemasFor(opts.registries)
+    : DEFAULT;
+  const { sources: sourceBackends, vaults: vaultBackends } = registries;
   const env = opts.env ?? process.env;
   const cwd = opts.cwd ?? process.cwd();
   const file = findConfigFile(opts);
@@ -117,7 +131,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
   const baseDir = file ? dirname(file) : cwd;
   const problems: string[] = [];
 
-  applyEnv(tree, env, ENV_KEYS, problems);
+  applyEnv(tree, env, envKeys, problems);
   if (tree.source !== undefined && tree.sources !== undefined) {
     problems.push(
       "sources: give either source: (one camera device) or sources: (several), not both",
@@ -161,7 +175,7 @@ export function loadConfig(opts: LoadOptions = {}): LoadedConfig {
     : [{ ...(source as SourceConfig), name: DEFAULT_SOURCE_NAME, prefix: "" }];
 
   const config: Config = { ...rest, sources: list, destination: destination as DestinationConfig };
-  resolvePaths(config, baseDir);
+  resolvePaths(config, baseDir, registries);
   return { config, file, baseDir };
 }
 
@@ -209,7 +223,8 @@ function readSecretFile(
   }
 }
 
-function resolvePaths(config: Config, baseDir: string): void {
+function resolvePaths(config: Config, baseDir: string, registries: Registries): void {
+  const { sources: sourceBackends, vaults: vaultBackends } = registries;
   const abs = (v: unknown) => (typeof v === "string" && !isAbsolute(v) ? resolve(baseDir, v) : v);
   const sections = config as unknown as Record<string, Record<string, unknown>>;
   for (const [section, key] of PATH_KEYS) {

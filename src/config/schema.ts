@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { Registry } from "../storage/registry.js";
 import { sourceBackends } from "../storage/source/registry.js";
+import type { Source, VaultStore } from "../storage/types.js";
 import { vaultBackends } from "../storage/vault/registry.js";
 import { isValidCron } from "../util/cron.js";
 
@@ -172,36 +173,53 @@ const telegramSchema = z.object({
     .default({ failures: false, clips: false }),
 });
 
-export const sourceSchema = backendSection(sourceBackends, sourceKeys, "source");
-export const sourceEntrySchema = backendSection(
-  sourceBackends,
-  { ...sourceEntryKeys, ...sourceKeys },
-  "source",
-);
-export const destinationSchema = backendSection(vaultBackends, {}, "destination");
+/** The storage backends a config can name. */
+export interface Registries {
+  sources: Registry<Source>;
+  vaults: Registry<VaultStore>;
+}
+
+export const defaultRegistries: Registries = { sources: sourceBackends, vaults: vaultBackends };
+
+/** The sections of the config that pick a backend, built from the registries. */
+export function backendSchemas(registries: Registries) {
+  const destination = backendSection(registries.vaults, {}, "destination");
+  return {
+    source: backendSection(registries.sources, sourceKeys, "source"),
+    sourceEntry: backendSection(registries.sources, { ...sourceEntryKeys, ...sourceKeys }, "source"),
+    destination,
+  };
+}
 
 /** The file as written: `source:` or `sources:` (load.ts turns both into one list). */
-export const configSchema = z.object({
-  source: sourceSchema.optional(),
-  sources: z.array(sourceEntrySchema).min(1, "must list at least one source").optional(),
-  destination: destinationSchema.default(() => destinationSchema.parse({ type: "local" })),
-  encryption: encryptionSchema.default(() => encryptionSchema.parse({})),
-  state: stateSchema.default(() => stateSchema.parse({})),
-  mqtt: mqttSchema.default(() => mqttSchema.parse({})),
-  schedule: scheduleSchema.default(() => scheduleSchema.parse({})),
-  retention: retentionSchema.default(() => retentionSchema.parse({})),
-  sync: syncSchema.default(() => syncSchema.parse({})),
-  http: httpSchema.default(() => httpSchema.parse({})),
-  telegram: telegramSchema.default(() => telegramSchema.parse({})),
-  /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
-  log: z
-    .object({
-      level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
-      /** Unset: `pretty` when stderr is a terminal, `json` otherwise. */
-      format: z.enum(["pretty", "json"]).optional(),
-    })
-    .default({}),
-});
+export function buildConfigSchema(registries: Registries = defaultRegistries) {
+  const backends = backendSchemas(registries);
+  return z.object({
+    source: backends.source.optional(),
+    sources: z.array(backends.sourceEntry).min(1, "must list at least one source").optional(),
+    destination: backends.destination.default(() =>
+      backends.destination.parse({ type: "local" }),
+    ),
+    encryption: encryptionSchema.default(() => encryptionSchema.parse({})),
+    state: stateSchema.default(() => stateSchema.parse({})),
+    mqtt: mqttSchema.default(() => mqttSchema.parse({})),
+    schedule: scheduleSchema.default(() => scheduleSchema.parse({})),
+    retention: retentionSchema.default(() => retentionSchema.parse({})),
+    sync: syncSchema.default(() => syncSchema.parse({})),
+    http: httpSchema.default(() => httpSchema.parse({})),
+    telegram: telegramSchema.default(() => telegramSchema.parse({})),
+    /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
+    log: z
+      .object({
+        level: z.enum(["trace", "debug", "info", "warn", "error", "fatal", "silent"]).optional(),
+        /** Unset: `pretty` when stderr is a terminal, `json` otherwise. */
+        format: z.enum(["pretty", "json"]).optional(),
+      })
+      .default({}),
+  });
+}
+
+export const configSchema = buildConfigSchema();
 
 /** Keys that may hold secrets outside the backend sections (those name theirs in the registry). */
 export const SECRET_KEYS: ReadonlyArray<readonly [string, string]> = [
