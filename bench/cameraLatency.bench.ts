@@ -17,7 +17,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { type FSWatcher, watch } from "node:fs";
 import { copyFile, mkdir, rm, utimes } from "node:fs/promises";
 import { join } from "node:path";
-import { writeNewIdentity } from "../src/crypto/age.js";
+import { writeNewIdentity } from "../src/crypto/age/age.js";
 import { ageKeygenRecipient } from "../test/harness/age.js";
 import { sftpDestination } from "../test/harness/config.js";
 import { tempDir, writeConfig } from "../test/harness/files.js";
