@@ -12,7 +12,6 @@
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { errorMessage, type Logger, silentLogger } from "../../../../util/log.js";
 import { type Entry, type PutResult, partName, type VaultStore } from "../../../types.js";
@@ -243,7 +242,6 @@ export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
       const part = partName(remote, randomBytes(6).toString("hex"));
       const startedIn = generation;
       let opened = false;
-      let counted = 0;
       let sourceError: unknown;
       const onSourceError = (err: unknown) => {
         sourceError ??= err;
@@ -258,19 +256,13 @@ export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
           requestSize: s.limits.writeLength,
           maxInFlight: WRITE_WINDOW,
         });
-        const counter = new Transform({
-          highWaterMark: 256 * 1024,
-          transform(chunk: Buffer, _encoding, callback) {
-            counted += chunk.length;
-            callback(null, chunk);
-          },
-        });
         try {
-          await pipeline(data, counter, writer);
+          await pipeline(data, writer);
         } catch (err) {
           void s.close(handle).catch(() => {});
           throw err;
         }
+        const counted = writer.bytesAccepted;
         // Once the handle is closed the server has the file's data.
         await s.close(handle);
         const st = await s.stat(part);
