@@ -8,7 +8,11 @@ bash scripts/ensure-deps.sh || { echo "could not install the Debian packages the
 
 # `npm ci` from the committed lock file, which lists every platform's optional builds (biome,
 # rollup, esbuild), so the same install works on x64, arm64 and armv7.
-if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+# A node_modules that is a link to a shared install (several worktrees of one clone) is never
+# reinstalled from here: `npm ci` would empty the install every other worktree runs on.
+if [ -L node_modules ]; then
+  echo "==> node_modules links to $(readlink node_modules): using that install as it is"
+elif [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "==> npm ci"
   npm ci --no-audit --no-fund || { echo "0 passed, 1 failed"; exit 1; }
 fi

@@ -1,5 +1,4 @@
 #!/usr/bin/env node
-import { readFileSync } from "node:fs";
 import { Command, CommanderError } from "commander";
 import { registerDecrypt } from "./cli/commands/decrypt.js";
 import { registerImportLegacy } from "./cli/commands/importLegacy.js";
@@ -12,11 +11,10 @@ import { registerStatus } from "./cli/commands/status.js";
 import { registerSync } from "./cli/commands/sync.js";
 import { registerVerify } from "./cli/commands/verify.js";
 import { EXIT_USAGE } from "./cli/context.js";
+import { packageInfo } from "./util/package.js";
 
 /** The only place that reads argv. Each command lives in src/commands/. */
-const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
-  version: string;
-};
+const pkg = packageInfo();
 
 const program = new Command()
   .name("motioneye-vault")

@@ -1,7 +1,7 @@
 /**
  * Clip files of any size on the camera's FTP tree, streamed to disk (a 1 GiB clip is never in
- * memory): deterministic pseudo-random bytes (the harness's generator, seeded by the path),
- * owned by the FTP user, settled an hour ago.
+ * memory): finished MP4s around deterministic pseudo-random bytes (the harness's generator,
+ * seeded by the path), owned by the FTP user, an hour old.
  */
 import { createHash } from "node:crypto";
 import { createWriteStream } from "node:fs";
@@ -9,7 +9,7 @@ import { chown, mkdir, stat, utimes } from "node:fs/promises";
 import { join } from "node:path";
 import { Readable, Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { ensureFtpAccount, type FtpServer, pseudoRandomChunks } from "../../test/harness/ftp.js";
+import { clipChunks, ensureFtpAccount, type FtpServer } from "../../test/harness/ftp.js";
 
 export interface ClipFile {
   /** Path relative to the media root: the clip id. */
@@ -43,7 +43,7 @@ export async function writeClipFile(
     },
   });
   await pipeline(
-    Readable.from(pseudoRandomChunks(size, relPath)),
+    Readable.from(clipChunks(size, relPath)),
     tee,
     createWriteStream(localPath, { mode: 0o644 }),
   );

@@ -28,7 +28,7 @@ export class App {
   private vaultP: Promise<AgeVault> | undefined;
   private keysP: Promise<Keys> | undefined;
   private engineP: Promise<SyncEngine> | undefined;
-  readonly lock: SharedLock;
+  private lockP: Promise<SharedLock> | undefined;
   /** sync.bandwidthLimit: the one token bucket every upload of this process shares. */
   readonly bandwidth: BandwidthLimit;
 
@@ -39,7 +39,6 @@ export class App {
     this.config = loaded.config;
     this.events = new EventBus(logger);
     this.sourceSet = new SourceSet(this.config.sources);
-    this.lock = new SharedLock(this.config.state.dir);
     this.bandwidth = BandwidthLimit.fromConfig(this.config.sync.bandwidthLimit);
   }
 
@@ -49,6 +48,26 @@ export class App {
       return Manifest.open(this.config.state.dir);
     })();
     return this.manifestP;
+  }
+
+  /**
+   * The state dir's run lock: taking it re-reads the manifest (another process may have written
+   * it), and after a killed run recounts the totals (it may have recorded a clip but not them).
+   */
+  lock(): Promise<SharedLock> {
+    this.lockP ??= this.manifest().then(
+      (manifest) =>
+        new SharedLock(this.config.state.dir, async (stalePid) => {
+          await manifest.reload();
+          if (stalePid === undefined) return;
+          this.logger.warn(
+            { pid: stalePid },
+            "the previous run did not finish; checking the manifest",
+          );
+          await manifest.reconcileTotals();
+        }),
+    );
+    return this.lockP;
   }
 
   keys(): Promise<Keys> {
@@ -105,7 +124,7 @@ export class App {
         manifest: await this.manifest(),
         events: this.events,
         logger: this.logger,
-        lock: this.lock,
+        lock: await this.lock(),
         concurrency: sync.concurrency,
         retries: sync.retries,
         idleTimeoutMs: sync.idleTimeoutSeconds * 1000,

@@ -62,7 +62,8 @@ export function statusDocument(
     lastError: st.lastError ?? null,
     lastClip: st.lastClip ?? null,
     totals: { ...st.totals },
-    pending: st.pending,
+    // The configured sources' (a source renamed or removed since keeps no pending clips).
+    pending: Object.values(perSource).reduce((n, s) => n + s.pending, 0),
     sources: perSource,
   };
 }

@@ -71,18 +71,9 @@ export class SyncEngine {
       : deps.sources;
     const names = parts.map((p) => p.ref.name);
 
-    let crashedPid: number | undefined;
-    const lock = opts.dryRun
-      ? { fresh: false, release: async () => {} }
-      : await deps.lock.acquire({ onStale: (pid) => (crashedPid = pid) });
+    // Taking the lock re-reads the manifest when another process may have written it.
+    const lock = opts.dryRun ? { release: async () => {} } : await deps.lock.acquire();
     try {
-      // Another process may have written since this one last held the lock.
-      if (lock.fresh) await deps.manifest.reload();
-      if (crashedPid !== undefined) {
-        // A killed run may have written a clip's shard but not the totals after it.
-        log.warn({ pid: crashedPid }, "the previous run did not finish; checking the manifest");
-        await deps.manifest.reconcileTotals();
-      }
       deps.events.emit("syncStarted", { runId, trigger: opts.trigger, startedAt, sources: names });
       log.info({ trigger: opts.trigger, sources: names }, "sync started");
       // The keys first: a missing or unreadable identity fails the run before any camera is asked.
@@ -132,6 +123,15 @@ export class SyncEngine {
             }
           : undefined,
       });
+      if (summary.error) {
+        const failed = names.filter((n) => bySource[n]?.error !== undefined);
+        deps.events.emit("syncFailed", {
+          runId,
+          error: summary.error,
+          at: summary.finishedAt,
+          sources: failed,
+        });
+      }
       deps.events.emit("syncFinished", summary);
       log.info(
         {

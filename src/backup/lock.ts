@@ -74,45 +74,59 @@ export async function whenUnlocked<T>(
 
 /**
  * The state dir's lock as this process shares it: `serve` runs one queue per source, and their
- * runs (and settings writes) hold the one lock file together. `fresh` tells the first holder
- * that the lock was just taken, so what another process wrote meanwhile must be read again.
+ * runs (and settings writes) hold the one lock file together. Whoever takes the file lock runs
+ * `onTaken` (re-read what another process wrote meanwhile; repair after a killed run) before any
+ * holder goes on, and nobody takes or gives back the file while that is under way.
  */
 export class SharedLock {
   private holders = 0;
   private release: (() => Promise<void>) | undefined;
-  private taking: Promise<void> | undefined;
+  /** Taking or giving back the lock file: others wait for it. */
+  private busy: Promise<void> | undefined;
 
-  constructor(private readonly stateDir: string) {}
+  constructor(
+    private readonly stateDir: string,
+    /** `stalePid`: the lock was left by a process that died (SIGKILL, power loss). */
+    private readonly onTaken: (stalePid: number | undefined) => Promise<void> = async () => {},
+  ) {}
 
-  async acquire(
-    opts: { onStale?: (pid: number) => void } = {},
-  ): Promise<{ fresh: boolean; release(): Promise<void> }> {
-    while (this.taking) await this.taking.catch(() => undefined);
-    let fresh = false;
-    if (this.holders === 0) {
-      const taking = acquireLock(this.stateDir, opts).then((release) => {
-        this.release = release;
-      });
-      this.taking = taking;
-      try {
-        await taking;
-      } finally {
-        this.taking = undefined;
-      }
-      fresh = true;
-    }
-    this.holders++;
+  async acquire(): Promise<{ release(): Promise<void> }> {
+    while (this.busy) await this.busy.catch(() => undefined);
+    if (this.holders > 0) this.holders++;
+    else await this.serially(() => this.take());
     let released = false;
     return {
-      fresh,
       release: async () => {
         if (released) return;
         released = true;
         if (--this.holders > 0) return;
         const release = this.release;
         this.release = undefined;
-        await release?.();
+        if (release) await this.serially(release);
       },
     };
+  }
+
+  private async take(): Promise<void> {
+    let stale: number | undefined;
+    const release = await acquireLock(this.stateDir, { onStale: (pid) => (stale = pid) });
+    try {
+      await this.onTaken(stale);
+    } catch (err) {
+      await release();
+      throw err;
+    }
+    this.release = release;
+    this.holders = 1;
+  }
+
+  private async serially(work: () => Promise<void>): Promise<void> {
+    const running = work();
+    this.busy = running;
+    try {
+      await running;
+    } finally {
+      if (this.busy === running) this.busy = undefined;
+    }
   }
 }

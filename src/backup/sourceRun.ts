@@ -1,4 +1,5 @@
 import { posix } from "node:path";
+import { checkClips } from "../clips/checkClips.js";
 import { remotePathOf } from "../clips/clipId.js";
 import type { SourceRef, SourceSet } from "../clips/sources.js";
 import type { AgeVault } from "../crypto/ageVault.js";
@@ -7,10 +8,10 @@ import type { Source } from "../storage/types.js";
 import type { EventBus, SourceRunSummary } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { isPermanent, withRetry } from "../util/retry.js";
-import { type Plan, planSync } from "./plan.js";
+import { INCOMPLETE_RECHECK_MS, needsCheck, type Plan, planSync } from "./plan.js";
 import { type SourceClip, scanSource } from "./scan.js";
 import { sweepStrayUploads } from "./sweep.js";
-import { transferClip } from "./transfer.js";
+import { ClipChangedError, transferClip } from "./transfer.js";
 import { withWatchdog } from "./watchdog.js";
 
 /** One camera device as the engine sees it. */
@@ -90,6 +91,12 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
   for (const date of new Set(listing.map((c) => c.date))) {
     for (const rec of await ctx.manifest.listDate(date)) backedUp.set(rec.id, rec.size);
   }
+  // Only clips not yet in the vault at this size are read (a few bytes each).
+  const verdicts = await checkClips(
+    part.source,
+    listing.filter((c) => needsCheck(c, backedUp)).map((c) => ({ id: c.path, size: c.size })),
+    log,
+  );
   const plan = planSync({
     listing,
     backedUp,
@@ -98,8 +105,22 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
     stableMs: part.stableSeconds * 1000,
     priority: ctx.priority,
     settled: ctx.settled,
+    // The checks read the source's paths; the plan speaks vault ids.
+    verdicts: new Map(
+      listing.flatMap((c) => {
+        const v = verdicts.get(c.path);
+        return v ? [[c.id, v] as const] : [];
+      }),
+    ),
   });
-  const nextSettleAt = plan.pending.length
+  for (const p of plan.pending) {
+    log.debug({ clip: p.clip.id, size: p.clip.size, reason: p.reason }, "clip not complete yet");
+  }
+  for (const [id, backedUpSize] of plan.changedAfterBackup) {
+    const size = plan.toUpload.find((c) => c.id === id)?.size;
+    log.warn({ clip: id, backedUpSize, size }, "clip changed after backup; backing it up again");
+  }
+  let nextSettleAt = plan.pending.length
     ? Math.min(...plan.pending.map((p) => p.settleAt))
     : undefined;
   ctx.events.emit("syncPlanned", {
@@ -139,14 +160,18 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
     log,
   );
   const done = await uploadAll(plan.toUpload, part, ctx, log);
-  const notDone = plan.toUpload.filter((c) => !done.ids.has(c.id));
+  // Clips that changed while they were backed up: pending, for a later run.
+  const notDone = plan.toUpload.filter((c) => !done.ids.has(c.id) && !done.changed.has(c.id));
+  if (done.changed.size > 0) {
+    nextSettleAt = Math.min(nextSettleAt ?? Infinity, ctx.now() + INCOMPLETE_RECHECK_MS);
+  }
   let error = done.firstError && named(done.firstError);
   if (!error && notDone.length > 0) error = named("run stopped before every clip was backed up");
   return {
     summary: {
       uploaded: done.ids.size,
       failed: notDone.length,
-      pending: plan.pending.length,
+      pending: plan.pending.length + done.changed.size,
       bytes: done.bytes,
       reachable: true,
       ...(error ? { error } : {}),
@@ -165,8 +190,9 @@ async function uploadAll(
   part: SourcePart,
   ctx: RunContext,
   log: Logger,
-): Promise<{ ids: Set<string>; bytes: number; firstError?: string }> {
+): Promise<{ ids: Set<string>; changed: Set<string>; bytes: number; firstError?: string }> {
   const ids = new Set<string>();
+  const changed = new Set<string>();
   let bytes = 0;
   let firstError: string | undefined;
   let fatal: unknown;
@@ -175,6 +201,7 @@ async function uploadAll(
     vault: ctx.vault,
     manifest: ctx.manifest,
     events: ctx.events,
+    logger: log,
     now: ctx.now,
   };
   const one = async (clip: SourceClip) => {
@@ -191,6 +218,7 @@ async function uploadAll(
           retries: ctx.retries,
           baseDelayMs: ctx.retryDelayMs,
           signal: ctx.signal,
+          retryIf: (err) => !(err instanceof ClipChangedError),
           onRetry: (err, attempt, delayMs) => {
             log.warn(
               { clip: clip.id, attempt, delayMs: Math.round(delayMs), err: errorMessage(err) },
@@ -219,6 +247,14 @@ async function uploadAll(
       });
       log.info({ clip: clip.id, size: clip.size }, "clip backed up");
     } catch (err) {
+      if (err instanceof ClipChangedError) {
+        changed.add(clip.id);
+        log.info(
+          { clip: clip.id, change: err.message },
+          "clip changed while it was backed up; upload discarded, a later run backs it up",
+        );
+        return;
+      }
       firstError ??= `${clip.id}: ${errorMessage(err)}`;
       log.error({ clip: clip.id, err: errorMessage(err) }, "clip failed");
       ctx.events.emit("clipFailed", {
@@ -236,5 +272,5 @@ async function uploadAll(
     for (let clip = queue.shift(); clip; clip = queue.shift()) await one(clip);
   };
   await Promise.all(Array.from({ length: Math.min(ctx.concurrency, queue.length) }, worker));
-  return { ids, bytes, firstError };
+  return { ids, changed, bytes, firstError };
 }

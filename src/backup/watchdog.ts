@@ -3,6 +3,9 @@ export class ClipTimeoutError extends Error {
   override name = "ClipTimeoutError";
 }
 
+/** How long a stopped attempt may take to clean up after itself. */
+const CLEANUP_GRACE_MS = 5_000;
+
 export interface WatchdogOptions {
   /** No byte moved for this long: the attempt fails. */
   idleMs: number;
@@ -65,8 +68,24 @@ export async function withWatchdog<T>(
   opts.runSignal?.addEventListener("abort", onRunAbort, { once: true });
   if (opts.runSignal?.aborted) onRunAbort();
   touch();
+  const attempt = work(touch, abort.signal);
   try {
-    return await Promise.race([work(touch, abort.signal), stopped]);
+    return await Promise.race([attempt, stopped]);
+  } catch (err) {
+    // Stopped: let the attempt remove its `.part` while the stores are still open (the service
+    // closes them next), unless a hung store keeps it from ever settling. (A watchdog timeout
+    // means a store hangs: no point waiting for it.)
+    if (opts.runSignal?.aborted) {
+      let wait: NodeJS.Timeout | undefined;
+      await Promise.race([
+        attempt.catch(() => {}),
+        new Promise<void>((resolve) => {
+          wait = setTimeout(resolve, CLEANUP_GRACE_MS);
+        }),
+      ]);
+      clearTimeout(wait);
+    }
+    throw err;
   } finally {
     clearTimeout(idle);
     clearTimeout(overall);

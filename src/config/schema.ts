@@ -5,6 +5,7 @@ import type { Source, VaultStore } from "../storage/types.js";
 import { vaultBackends } from "../storage/vault/registry.js";
 import { BandwidthLimitError, parseBandwidthLimit } from "../util/bandwidth.js";
 import { isValidCron } from "../util/cron.js";
+import { httpSchema } from "./http.js";
 
 /**
  * The config's schema. The sections that pick a storage backend (`source`, `sources[]`,
@@ -18,8 +19,13 @@ export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
 /** Keys every source has, whatever its type. */
 const sourceKeys = {
-  /** A clip newer than this, or still growing, waits for the next run. */
-  stableSeconds: z.number().min(0).default(10),
+  /**
+   * Clips that cannot be checked (AVI, Matroska) are backed up once two listings this far
+   * apart saw them unchanged. motion writes movies in 256 KiB bursts: at 2 fps it leaves one
+   * untouched for 6.5 to 11 s between bursts in our measurements (test/fixtures/motion), longer
+   * for a quieter, smaller-bitrate scene; 60 s outlasts such a gap several times over.
+   */
+  stableSeconds: z.number().min(0).default(60),
   extensions: z
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, "like .mp4"))
     .default(DEFAULT_EXTENSIONS),
@@ -166,14 +172,6 @@ const syncSchema = z.object({
     }),
 });
 
-/** serve's HTTP listener (motionEye web hooks, health, metrics). */
-const httpSchema = z.object({
-  host: z.string().min(1).default("127.0.0.1"),
-  /** 0 disables it. */
-  port: z.number().int().min(0).max(65535).default(8099),
-  token: z.string().min(1).optional(),
-});
-
 const telegramSchema = z.object({
   token: z.string().min(1).optional(),
   allowedChatIds: z.array(z.number().int()).default([]),
@@ -200,7 +198,11 @@ export function backendSchemas(registries: Registries) {
   const destination = backendSection(registries.vaults, {}, "destination");
   return {
     source: backendSection(registries.sources, sourceKeys, "source"),
-    sourceEntry: backendSection(registries.sources, { ...sourceEntryKeys, ...sourceKeys }, "source"),
+    sourceEntry: backendSection(
+      registries.sources,
+      { ...sourceEntryKeys, ...sourceKeys },
+      "source",
+    ),
     destination,
   };
 }
@@ -211,9 +213,7 @@ export function buildConfigSchema(registries: Registries = defaultRegistries) {
   return z.object({
     source: backends.source.optional(),
     sources: z.array(backends.sourceEntry).min(1, "must list at least one source").optional(),
-    destination: backends.destination.default(() =>
-      backends.destination.parse({ type: "local" }),
-    ),
+    destination: backends.destination.default(() => backends.destination.parse({ type: "local" })),
     encryption: encryptionSchema.default(() => encryptionSchema.parse({})),
     state: stateSchema.default(() => stateSchema.parse({})),
     mqtt: mqttSchema.default(() => mqttSchema.parse({})),

@@ -225,16 +225,6 @@ export class Manifest {
     await this.state.write();
   }
 
-  /** Forgets the state of sources no longer in the config (renamed or removed). */
-  async keepSources(names: readonly string[]): Promise<void> {
-    const sources = this.state.data.sources;
-    if (!sources) return;
-    const gone = Object.keys(sources).filter((n) => !names.includes(n));
-    if (gone.length === 0) return;
-    for (const n of gone) delete sources[n];
-    await this.state.write();
-  }
-
   private sourceStatus(name: string): SourceStatus {
     this.state.data.sources ??= {};
     const sources = this.state.data.sources;

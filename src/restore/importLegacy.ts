@@ -123,7 +123,7 @@ export async function importLegacy(deps: ImportDeps, opts: ImportOptions): Promi
     failed: [],
   };
   try {
-    await manifest.reload();
+    // (Taking the lock re-read the manifest.)
     const duplicates: Array<{ legacy: ClipRecord; age: ClipRecord }> = [];
     for (const f of await listVaultFiles(destination)) {
       opts.signal?.throwIfAborted();

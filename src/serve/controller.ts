@@ -5,27 +5,31 @@ import type { SourcePart } from "../backup/sourceRun.js";
 import type { SourceSet } from "../clips/sources.js";
 import type { Config } from "../config/load.js";
 import type { AgeVault } from "../crypto/ageVault.js";
-import type { Extension, ExtensionContext } from "../extensions/contract.js";
+import type { Extension, ExtensionContext, Settings } from "../extensions/contract.js";
 import { buildExtensions } from "../extensions/index.js";
 import type { Manifest } from "../manifest/manifest.js";
 import type { EventBus } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
+import { assessHealth, type HealthReport } from "./health.js";
+import { HttpListener } from "./http.js";
+import { TriggerIntake } from "./intake.js";
+import { createMetrics } from "./metrics.js";
 import { defaultClientId, MqttConnection, safeUrl } from "./mqtt.js";
-import { PausedError, RunQueue, StoppedError } from "./queue.js";
+import { RunQueue } from "./queue.js";
 import { applyRetention } from "./retention.js";
 import { Scheduler } from "./schedule.js";
 import { lockedSettings } from "./settings.js";
 import { sourceView } from "./sourceView.js";
 import { ServiceState } from "./state.js";
 import { StatePublisher } from "./statePublisher.js";
-import { parseTriggerPayload, printable } from "./triggerPayload.js";
 import { Triggers } from "./triggers.js";
 
 /**
  * `serve`'s lifecycle, as zigbee2mqtt's controller: it owns the broker (when embedded), the MQTT
- * link, the trigger queue, the schedule and the extensions; starts them in order and stops them
- * in reverse, within a fixed budget so that SIGTERM ends the process well inside 10 s.
+ * link, the trigger queues, the schedule, the HTTP listener and the extensions; starts them in
+ * order and stops them in reverse, within a fixed budget so that SIGTERM ends the process well
+ * inside 10 s.
  */
 
 /** How long a transfer in flight may take to finish on stop before it is abandoned. */
@@ -53,19 +57,23 @@ export class ServeController {
   private readonly queue: Triggers;
   private readonly state: ServiceState;
   private readonly stopSignal = new AbortController();
+  private readonly settings: Settings;
   private broker: EmbeddedBroker | undefined;
   private mqtt: MqttConnection | undefined;
   private scheduler: Scheduler | undefined;
   private publisher: StatePublisher | undefined;
   private extensions: Extension[] = [];
+  private http: HttpListener | undefined;
+  private readonly intake: TriggerIntake;
   private stopping: Promise<void> | undefined;
 
   constructor(private readonly deps: ServeDeps) {
     this.log = deps.logger;
     const { engine, logger } = deps;
+    this.settings = lockedSettings(deps.manifest, deps.lock, logger, this.stopSignal.signal);
     this.queue = new Triggers({
       sources: deps.sourceSet,
-      settings: lockedSettings(deps.manifest, deps.lock, logger, this.stopSignal.signal),
+      settings: this.settings,
       logger,
       makeQueue: (source, isPaused) =>
         new RunQueue({
@@ -83,6 +91,12 @@ export class ServeController {
             return summary;
           },
         }),
+    });
+    this.intake = new TriggerIntake({
+      queue: this.queue,
+      sources: deps.sources,
+      logger,
+      stopping: () => this.stopping !== undefined,
     });
     this.state = new ServiceState({
       events: deps.events,
@@ -105,6 +119,8 @@ export class ServeController {
   async start(): Promise<void> {
     const { config } = this.deps;
     this.state.start();
+    // First: a camera's web hook is heard while the rest starts (it only queues a run).
+    await this.startHttp();
     let url = config.mqtt.url;
     if (!url && config.mqtt.embeddedBroker.enabled) {
       this.broker = await startEmbeddedBroker({
@@ -129,7 +145,7 @@ export class ServeController {
       mqtt.start();
       await mqtt.subscribe(
         config.mqtt.triggerTopic,
-        (topic, payload) => this.onTrigger(topic, payload),
+        (topic, payload) => this.intake.fromMqtt(topic, payload),
         { skipRetained: true },
       );
       // Extensions start with a live link when the broker answers; if not, it keeps trying.
@@ -152,12 +168,7 @@ export class ServeController {
         sourceView(p, sourceTypeOf(config, p.ref.name), this.deps.sourceSet),
       ),
       manifest: this.deps.manifest,
-      settings: lockedSettings(
-        this.deps.manifest,
-        this.deps.lock,
-        this.log,
-        this.stopSignal.signal,
-      ),
+      settings: this.settings,
       vault: this.deps.vault,
       checkVault: () => this.state.checkVault(),
       recipient: async () => (await this.deps.keys.identity()).recipient,
@@ -197,6 +208,7 @@ export class ServeController {
         mqtt: url ? safeUrl(url) : null,
         triggerTopic: url ? config.mqtt.triggerTopic : null,
         extensions: this.extensions.map((e) => e.name),
+        http: this.http?.address ?? null,
       },
       "serve running",
     );
@@ -212,33 +224,42 @@ export class ServeController {
     return this.stopping;
   }
 
-  private onTrigger(topic: string, payload: Buffer): void {
-    if (this.stopping) return;
-    const parsed = parseTriggerPayload(payload, {
-      extensions: [...new Set(this.deps.sources.flatMap((p) => p.extensions))],
-      localRoots: this.deps.sources.flatMap((p) =>
-        p.source.localRoot ? [{ source: p.ref.name, root: p.source.localRoot }] : [],
-      ),
-    });
-    const fields = {
-      topic: printable(topic),
-      camera: parsed.camera,
-      file: parsed.file,
-      source: parsed.request.source,
-      clips: parsed.request.clipPaths,
-    };
-    if (parsed.problems.length > 0) {
-      this.log.warn(
-        { ...fields, problems: parsed.problems },
-        "odd trigger payload: ignored the odd part",
-      );
-    } else {
-      this.log.info(fields, "MQTT trigger");
+  /** The HTTP listener (hook, health, metrics), unless http.port is 0. */
+  private async startHttp(): Promise<void> {
+    const { config } = this.deps;
+    if (config.http.port === 0) {
+      this.log.info("http.port is 0: no web hook, /healthz or /metrics");
+      return;
     }
-    this.queue.request(parsed.request).catch((err: unknown) => {
-      if (!(err instanceof PausedError || err instanceof StoppedError)) {
-        this.log.debug({ err: errorMessage(err) }, "triggered run failed");
-      }
+    const metrics = await createMetrics({
+      events: this.deps.events,
+      state: this.state,
+      sources: this.deps.sourceSet.names,
+    });
+    const http = new HttpListener({
+      config: config.http,
+      logger: this.log,
+      hook: (fields) => this.intake.fromHook(fields),
+      health: () => this.health(),
+      metrics,
+    });
+    if (await http.start()) this.http = http;
+    else metrics.dispose();
+  }
+
+  private health(): HealthReport {
+    const status = this.deps.manifest.status;
+    return assessHealth({
+      runs: status.runs,
+      lastSuccessAt: status.lastSuccessAt,
+      mqtt: this.mqtt && {
+        connected: this.mqtt.connected,
+        disconnectedSinceMs: this.mqtt.disconnectedSinceMs,
+      },
+      paused: this.queue.paused,
+      running: this.queue.running,
+      stopping: this.stopping !== undefined,
+      nowMs: Date.now(),
     });
   }
 
@@ -251,7 +272,6 @@ export class ServeController {
       // The queues keep our own runs out; the lock keeps out a `sync` run in another process.
       const held = await lock.acquire();
       try {
-        if (held.fresh) await manifest.reload();
         await applyRetention(
           {
             manifest,
@@ -272,6 +292,7 @@ export class ServeController {
 
   private async shutdown(): Promise<void> {
     this.log.info("stopping: no new work");
+    const httpStopped = this.http ? within(this.http.stop(), 1500) : Promise.resolve(true);
     this.stopSignal.abort();
     this.scheduler?.stop();
     const slotFree = this.queue.stop();
@@ -298,6 +319,7 @@ export class ServeController {
     if (!free) this.log.error("the run in progress did not stop; leaving it");
 
     await extensionsStopped;
+    await httpStopped;
     if (this.publisher) await within(this.publisher.stop(), 500);
     this.state.stop();
     await this.mqtt?.stop(1500);

@@ -109,6 +109,8 @@ export class MqttConnection implements MqttLink {
   private readonly log: Logger;
   private readonly availability: string;
   private everConnected = false;
+  /** Since when the link has been down (for /healthz); undefined while connected. */
+  private downSinceMs: number | undefined;
   private readonly ca: Buffer | undefined;
   /** Retained messages published while the broker was away: sent on the next connect. */
   private readonly heldRetained = new Map<string, { payload: string | Buffer; qos: 0 | 1 }>();
@@ -130,8 +132,14 @@ export class MqttConnection implements MqttLink {
     return this.isConnected;
   }
 
+  /** When the link went down (or started connecting), in ms since the epoch; undefined while up. */
+  get disconnectedSinceMs(): number | undefined {
+    return this.isConnected ? undefined : this.downSinceMs;
+  }
+
   /** Starts connecting in the background; the link keeps trying until `stop()`. */
   start(): void {
+    this.downSinceMs = Date.now();
     this.client = this.create();
   }
 
@@ -298,7 +306,10 @@ export class MqttConnection implements MqttLink {
     });
     client.on("close", () => {
       if (!mine()) return;
-      if (this.isConnected) this.log.warn("MQTT connection lost: reconnecting");
+      if (this.isConnected) {
+        this.log.warn("MQTT connection lost: reconnecting");
+        this.downSinceMs = Date.now();
+      }
       this.isConnected = false;
       this.granted.clear();
       this.scheduleReconnect();
@@ -324,6 +335,7 @@ export class MqttConnection implements MqttLink {
 
   private async onConnected(client: MqttClient, sessionPresent: boolean): Promise<void> {
     this.isConnected = true;
+    this.downSinceMs = undefined;
     this.attempts = 0;
     this.log.info(
       { protocol: this.version === 5 ? "MQTT 5" : "MQTT 3.1.1", sessionPresent },

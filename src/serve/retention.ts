@@ -2,6 +2,7 @@ import { posix } from "node:path";
 import type { Manifest } from "../manifest/manifest.js";
 import type { Source, VaultStore } from "../storage/types.js";
 import { errorMessage, type Logger } from "../util/log.js";
+import { localDate } from "../util/time.js";
 
 /**
  * Opt-in retention: remote clips whose date folder is more than `remoteDays` days old are
@@ -33,11 +34,7 @@ export interface RetentionResult {
   dryRun: boolean;
 }
 
-/** `YYYY-MM-DD` of a local date. */
-export function localDate(d: Date): string {
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}`;
-}
+export { localDate };
 
 /** The first date kept: today minus `days` (so `days` full days are kept, plus today). */
 export function retentionCutoff(now: Date, days: number): string {

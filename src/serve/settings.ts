@@ -6,7 +6,8 @@ import type { Logger } from "../util/log.js";
 /**
  * Settings `serve` keeps (Home Assistant's "Backups enabled", its discovery topics) in the
  * manifest's state, written under the same lock as runs: a `sync` run in another process
- * re-reads the state before it writes, so neither loses the other's change.
+ * re-reads the state before it writes (and taking the lock re-reads it here), so neither loses
+ * the other's change.
  */
 export function lockedSettings(
   manifest: Manifest,
@@ -26,7 +27,6 @@ export function lockedSettings(
           ),
       });
       try {
-        if (held.fresh) await manifest.reload();
         await manifest.setSetting(key, value);
       } finally {
         await held.release();

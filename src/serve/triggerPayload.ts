@@ -1,14 +1,21 @@
-import { isDate, parseClipId, stripControl, unsafeSegmentReason } from "../clips/clipId.js";
+import {
+  hasExtension,
+  isDate,
+  parseClipId,
+  stripControl,
+  unsafeSegmentReason,
+} from "../clips/clipId.js";
 import { SOURCE_NAME } from "../config/schema.js";
-import type { TriggerRequest } from "../extensions/contract.js";
+import type { TriggerOrigin, TriggerRequest } from "../extensions/contract.js";
 
 /**
- * What an MQTT trigger asks for. The payload is untrusted (anyone who can publish on the broker
- * sends it): empty, a plain token (the original motioneye.sh), or JSON such as
- * `{"camera":"Camera1","file":"/data/output/Camera1/2024-05-01/12-00-00.mp4","source":"garage"}`
- * (`source`: which camera device, when the vault has several). Whatever is odd
- * about it is reported in `problems` and the message still counts as a plain trigger: a bad
- * payload never costs a backup, and never names a path outside the vault.
+ * What a trigger asks for. MQTT payloads and HTTP hook fields are untrusted (anyone who can
+ * publish on the broker, or reach the hook, sends them): empty, a plain token (the original
+ * motioneye.sh), or fields such as
+ * `{"camera":"Camera1","file":"/data/output/Camera1/2024-05-01/12-00-00.mp4","event":"movie_end"}`,
+ * and `"source":"garage"` (which camera device, when the vault has several).
+ * Whatever is odd about them is reported in `problems`; a picture or any other file that is not
+ * a clip asks for no run at all (`ignored`). A bad trigger never names a path outside the vault.
  */
 
 /** motioneye.sh sends ~150 bytes; anything much larger is not from it. */
@@ -16,8 +23,11 @@ export const MAX_PAYLOAD_BYTES = 4096;
 const MAX_FIELD_CHARS = 1024;
 const LOG_CHARS = 120;
 
+/** What motion saves besides movies: a `picture_save` event without a file is about one. */
+const PICTURE_EXTENSIONS = [".jpg", ".jpeg", ".png", ".bmp", ".webp", ".ppm"];
+
 export interface PayloadOptions {
-  /** Video extensions (source.extensions): a named file must be a clip. */
+  /** Clip extensions (source.extensions): a named file must be a clip. */
   extensions: readonly string[];
   /**
    * The media root as the vault sees it, when that is a local folder (source.path): an absolute
@@ -28,18 +38,25 @@ export interface PayloadOptions {
 }
 
 export interface TriggerOptions {
+  /** Clip extensions of every source. */
   extensions: readonly string[];
-  /** The sources that are local folders: a file under one of them is that source's. */
+  /** The sources that are local folders: a file under one of them is that source's clip. */
   localRoots?: ReadonlyArray<{ source: string; root: string }>;
 }
 
 export interface ParsedTrigger {
   request: TriggerRequest;
-  /** The payload's camera, safe to log (control characters replaced, shortened). */
+  /** The trigger's camera, safe to log (control characters replaced, shortened). */
   camera?: string;
-  /** The payload's file, safe to log. */
+  /** The trigger's file, safe to log. */
   file?: string;
-  /** Why (part of) the payload was ignored; empty when it was fine. */
+  /** motioneye.sh's event label (movie_end, picture_save, event_end...), safe to log. */
+  event?: string;
+  /** The source the trigger names, safe to log (with one source, every trigger is for it). */
+  source?: string;
+  /** Why this trigger asks for no run at all (a picture, a thumbnail); worth a debug line only. */
+  ignored?: string;
+  /** Why (part of) the trigger was ignored; empty when it was fine. */
   problems: string[];
 }
 
@@ -49,6 +66,7 @@ export function printable(s: string): string {
   return clean.length > LOG_CHARS ? `${clean.slice(0, LOG_CHARS - 3)}...` : clean;
 }
 
+/** An MQTT message's payload: decoded, then read as `parseTriggerFields` reads hook fields. */
 export function parseTriggerPayload(payload: Uint8Array, opts: TriggerOptions): ParsedTrigger {
   const plain = (problems: string[] = []): ParsedTrigger => ({
     request: { origin: "mqtt" },
@@ -80,29 +98,50 @@ export function parseTriggerPayload(payload: Uint8Array, opts: TriggerOptions): 
   if (typeof doc !== "object" || doc === null || Array.isArray(doc)) {
     return plain(["JSON payload must be an object"]);
   }
-  const fields = doc as Record<string, unknown>;
+  return parseTriggerFields(doc as Record<string, unknown>, opts, "mqtt");
+}
+
+/**
+ * A trigger's fields (`camera`, `file`, `event`, `source`; others are ignored), from a JSON
+ * object or an HTTP query or form. Values must be strings; null or "" counts as absent.
+ */
+export function parseTriggerFields(
+  fields: Readonly<Record<string, unknown>>,
+  opts: TriggerOptions,
+  via: TriggerOrigin,
+): ParsedTrigger {
   const problems: string[] = [];
-  const out: ParsedTrigger = { request: { origin: "mqtt" }, problems };
+  const out: ParsedTrigger = { request: { origin: via }, problems };
+  const text = (key: string): string | undefined => {
+    const v = fields[key];
+    if (typeof v === "string") return v.length > 0 ? v : undefined;
+    if (v !== undefined && v !== null)
+      problems.push(`"${key}" must be a string, not ${typeName(v)}`);
+    return undefined;
+  };
 
-  const source = fields.source;
-  if (typeof source === "string") {
+  const camera = text("camera");
+  if (camera !== undefined) out.camera = printable(camera.slice(0, MAX_FIELD_CHARS));
+  const event = text("event");
+  if (event !== undefined) out.event = printable(event);
+  const source = text("source");
+  if (source !== undefined) {
+    out.source = printable(source);
+    // A name this config does not have runs every source (the queue says so); junk is refused.
     if (SOURCE_NAME.test(source)) out.request.source = source;
-    else if (source !== "") problems.push(`"source" ignored: not a source name`);
-  } else if (source !== undefined && source !== null) {
-    problems.push(`"source" must be a string, not ${typeName(source)}`);
+    else problems.push(`"source" ignored: not a source name ([a-z0-9][a-z0-9_-]*)`);
   }
 
-  const camera = fields.camera;
-  if (typeof camera === "string") {
-    if (camera.length > 0) out.camera = printable(camera.slice(0, MAX_FIELD_CHARS));
-  } else if (camera !== undefined && camera !== null) {
-    problems.push(`"camera" must be a string, not ${typeName(camera)}`);
-  }
-
-  const file = fields.file;
-  if (typeof file === "string") {
-    if (file.length > 0) {
-      out.file = printable(file);
+  const file = text("file");
+  if (file !== undefined) {
+    out.file = printable(file);
+    const unsafe = unsafePathReason(file);
+    const notClip = unsafe ? undefined : notAClip(file, opts.extensions);
+    if (unsafe) {
+      problems.push(`"file" ignored: ${unsafe}`);
+    } else if (notClip) {
+      out.ignored = notClip;
+    } else {
       // Under a local source's folder: that source's clip, exactly.
       const local = opts.localRoots?.find((l) => file.startsWith(`${l.root.replace(/\/+$/, "")}/`));
       const mapped = clipIdsForPath(file, { extensions: opts.extensions, mediaRoot: local?.root });
@@ -111,10 +150,25 @@ export function parseTriggerPayload(payload: Uint8Array, opts: TriggerOptions): 
         if (local && out.request.source === undefined) out.request.source = local.source;
       } else problems.push(`"file" ignored: ${mapped.problem}`);
     }
-  } else if (file !== undefined && file !== null) {
-    problems.push(`"file" must be a string, not ${typeName(file)}`);
+  } else if (event === "picture_save" && !opts.extensions.some(isPictureExtension)) {
+    out.ignored = "a picture_save event, and source.extensions lists no picture type";
   }
   return out;
+}
+
+/** Why `path` is not a clip (a thumbnail, a picture, any other file), or undefined for a clip. */
+function notAClip(path: string, extensions: readonly string[]): string | undefined {
+  const name = path.slice(path.lastIndexOf("/") + 1);
+  const dot = name.lastIndexOf(".");
+  const ext = dot > 0 ? name.slice(dot).toLowerCase() : "";
+  // motionEye's `<movie>.thumb` is a JPEG frame of a movie: never a clip, whatever is listed.
+  if (ext === ".thumb") return "a motionEye thumbnail (.thumb) is never backed up";
+  if (hasExtension(name, extensions)) return undefined;
+  return `not a clip: ${ext ? `"${printable(ext)}"` : "a name without an extension"} is not in source.extensions (${extensions.join(" ")})`;
+}
+
+function isPictureExtension(ext: string): boolean {
+  return PICTURE_EXTENSIONS.includes(ext.toLowerCase());
 }
 
 /** C0 controls other than tab, newline and carriage return, or DEL: not text a script sends. */
@@ -143,13 +197,9 @@ export function clipIdsForPath(
   path: string,
   opts: PayloadOptions,
 ): { ids: string[] } | { problem: string } {
-  if (path.length > MAX_FIELD_CHARS) return { problem: "the path is too long" };
+  const unsafe = unsafePathReason(path);
+  if (unsafe) return { problem: unsafe };
   const parts = path.split("/").filter((s) => s !== "");
-  // The same segment check as clip ids: no "..", ".", backslashes or control characters.
-  for (const seg of parts) {
-    const reason = unsafeSegmentReason(seg);
-    if (reason) return { problem: reason };
-  }
 
   const root = opts.mediaRoot?.replace(/\/+$/, "");
   if (root && path.startsWith(`${root}/`)) {
@@ -171,6 +221,18 @@ export function clipIdsForPath(
     camera === undefined ? [`${date}/${name}`] : [`${camera}/${date}/${name}`, `${date}/${name}`],
     opts,
   );
+}
+
+/** Why a path from a trigger is not to be trusted at all, or undefined. */
+function unsafePathReason(path: string): string | undefined {
+  if (path.length > MAX_FIELD_CHARS) return "the path is too long";
+  // The same segment check as clip ids: no "..", ".", backslashes or control characters.
+  for (const seg of path.split("/")) {
+    if (seg === "") continue;
+    const reason = unsafeSegmentReason(seg);
+    if (reason) return reason;
+  }
+  return undefined;
 }
 
 function check(

@@ -1,6 +1,6 @@
-import { readdir, stat } from "node:fs/promises";
+import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import type { Entry } from "./types.js";
+import { checkRange, type Entry } from "./types.js";
 
 /** A path relative to a local root, as an absolute path (plain join: `..` is checked before). */
 export function localPath(root: string, path: string): string {
@@ -35,4 +35,26 @@ export async function listLocal(dir: string): Promise<Entry[]> {
   }
   const entries = await Promise.all(names.map((n) => localEntry(n, join(dir, n))));
   return entries.filter((e): e is Entry => e !== undefined);
+}
+
+/** Up to `length` bytes of a local file from `offset` (fewer only where the file ends). */
+export async function readLocalRange(
+  path: string,
+  offset: number,
+  length: number,
+): Promise<Buffer> {
+  checkRange(offset, length);
+  const file = await open(path, "r");
+  try {
+    const buf = Buffer.alloc(length);
+    let got = 0;
+    while (got < length) {
+      const { bytesRead } = await file.read(buf, got, length - got, offset + got);
+      if (bytesRead === 0) break;
+      got += bytesRead;
+    }
+    return buf.subarray(0, got);
+  } finally {
+    await file.close();
+  }
 }

@@ -30,8 +30,32 @@ export interface Source {
   stat(path: string): Promise<Entry | undefined>;
   /** A stream of the file's bytes. The caller must consume or destroy it. */
   read(path: string): Promise<Readable>;
+  /**
+   * Up to `length` bytes of the file at `path` from byte `offset`: fewer only where the file
+   * ends. For small reads (at most MAX_RANGE_LENGTH: box headers, for the completeness check);
+   * stream bigger ones with `read`.
+   */
+  readRange(path: string, offset: number, length: number): Promise<Buffer>;
   /** Releases connections. Safe to call twice. */
   close(): Promise<void>;
+}
+
+/** What the completeness check needs of a source. */
+export type RangeReader = Pick<Source, "readRange">;
+
+/** Ranged reads are for box headers and the like, never for clips. */
+export const MAX_RANGE_LENGTH = 1024 * 1024;
+
+/** Throws a RangeError naming what is wrong with a ranged read's arguments. */
+export function checkRange(offset: number, length: number): void {
+  if (!Number.isSafeInteger(offset) || offset < 0) {
+    throw new RangeError(`readRange: offset must be a whole number >= 0, got ${offset}`);
+  }
+  if (!Number.isSafeInteger(length) || length < 0 || length > MAX_RANGE_LENGTH) {
+    throw new RangeError(
+      `readRange: length must be a whole number from 0 to ${MAX_RANGE_LENGTH}, got ${length}`,
+    );
+  }
 }
 
 export interface PutOptions {
@@ -56,6 +80,8 @@ export interface VaultStore {
   list(dir: string): Promise<Entry[]>;
   stat(path: string): Promise<Entry | undefined>;
   read(path: string): Promise<Readable>;
+  /** A few bytes from inside a stored file (as Source.readRange), where the backend can. */
+  readRange?(path: string, offset: number, length: number): Promise<Buffer>;
   /**
    * Writes `data` to a temporary name next to `path` (`<name>.part-<random>`), checks its size,
    * runs `beforeCommit`, then renames it into place atomically, replacing any existing file.

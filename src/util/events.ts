@@ -23,7 +23,10 @@ export interface VaultEvents {
   ];
   clipFailed: [{ runId: string; id: string; source: string; error: string; willRetry: boolean }];
   syncFinished: [RunSummary];
-  /** The run as a whole failed (e.g. the manifest could not be read): nothing was done. */
+  /**
+   * A run did not back up everything it should (before its syncFinished), or failed as a whole
+   * (no syncFinished then: the manifest could not be read...). `sources`: whose part failed.
+   */
   syncFailed: [{ runId: string; error: string; at: string; sources: string[] }];
 }
 

@@ -75,11 +75,14 @@ function killedSyncs(transport: SftpTransport): void {
       } else {
         // Mid-run, between or inside clips.
         const after = rng.int(1, 3);
+        // Bounded by a minute: on a loaded machine a run takes seconds to start, list and check
+        // the clips it has not backed up yet before its first upload.
         await until(
           `${after} clip(s) backed up`,
           () =>
             (run.output().match(/clip backed up/g)?.length ?? 0) >= after ||
             /sync finished/.test(run.output()),
+          60_000,
         );
         await new Promise((r) => setTimeout(r, rng.int(0, 60)));
       }

@@ -29,6 +29,7 @@ import {
 } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
+import { isMovieName, MIN_MOVIE_SIZE, movieChunks } from "./mp4.js";
 import { freePort, freePortRange } from "./ports.js";
 import { removeOnExit, restartableServer, runCommand, spawnServer } from "./processes.js";
 
@@ -77,8 +78,9 @@ export interface FtpServer {
   readonly pid: number | null;
   /**
    * Writes a file under `localRoot` (creating date folders), readable and writable by the FTP
-   * user. `content`: the bytes, or a size for deterministic pseudo-random bytes (seeded by
-   * `relPath`, see `pseudoRandomBytes`). `mtime` defaults to one hour ago.
+   * user. `content`: the bytes, or a size for deterministic bytes seeded by `relPath`: a
+   * finished MP4 for a movie name (see `clipChunks`), else pseudo-random bytes (see
+   * `pseudoRandomBytes`). `mtime` defaults to one hour ago.
    */
   writeClip(
     relPath: string,
@@ -207,11 +209,29 @@ export function pseudoRandomBytes(size: number, seed: string): Buffer {
   return Buffer.concat([...pseudoRandomChunks(size, seed)]);
 }
 
+/**
+ * The bytes of a test clip of `size` at `relPath`: a finished movie in motion's layout around
+ * `pseudoRandomChunks(…, relPath)` when the name is a .mp4/.mov that is big enough (so the
+ * completeness check can prove it finished, as it can a real camera's), else just those bytes.
+ */
+export function* clipChunks(size: number, relPath: string): Generator<Buffer> {
+  if (isMovieName(relPath) && size >= MIN_MOVIE_SIZE) {
+    yield* movieChunks(size, (n) => pseudoRandomChunks(n, relPath));
+  } else {
+    yield* pseudoRandomChunks(size, relPath);
+  }
+}
+
+/** All of `clipChunks(size, relPath)` in one buffer (for small sizes). */
+export function clipBytes(size: number, relPath: string): Buffer {
+  return Buffer.concat([...clipChunks(size, relPath)]);
+}
+
 async function writeStreamed(file: string, size: number, seed: string): Promise<string> {
   const hash = createHash("sha256");
   const out = createWriteStream(file, { mode: 0o644 });
   try {
-    for (const chunk of pseudoRandomChunks(size, seed)) {
+    for (const chunk of clipChunks(size, seed)) {
       hash.update(chunk);
       if (!out.write(chunk)) await once(out, "drain"); // rejects on "error", leaves no listener
     }

@@ -1,17 +1,18 @@
 import type { ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync } from "node:fs";
-import { appendFile, mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
+import { mkdir, readFile, rm, utimes, writeFile } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { localDate } from "../../src/serve/retention.js";
 import { ageCliDecrypt } from "../harness/age.js";
-import { runCli, spawnCli } from "../harness/cli.js";
+import { REPO, runCli, spawnCli } from "../harness/cli.js";
 import { ftpSource, sftpDestination } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FtpServer, startFtpServer } from "../harness/ftp.js";
 import { type FtpFaultProxy, startFtpFaultProxy } from "../harness/ftpProxy.js";
 import { type Broker, mosquittoPub, mosquittoSub, startMosquitto } from "../harness/mosquitto.js";
+import { GrowingMovie } from "../harness/mp4.js";
 import { freePort } from "../harness/ports.js";
 import { runCommand, stopProcess, track } from "../harness/processes.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
@@ -154,22 +155,28 @@ describe("serve", () => {
     await expectBackedUp(clip.relPath);
   });
 
-  it("end command (no file): a clip still growing at the trigger is backed up once it settles", async () => {
+  it("end command (no file): a movie still recording at the trigger is backed up once closed", async () => {
     const before = (await state())?.runsSinceStart ?? 0;
-    const clip = await ftp.writeClip("Camera1/2024-05-01/11-00-00.mp4", 300_000, new Date());
+    const rel = "Camera1/2024-05-01/11-00-00.mp4";
+    const movie = await readFile(join(REPO, "test/fixtures/motion/finished.mp4"));
+    const growing = new GrowingMovie(join(ftp.localRoot, rel), movie);
+    await growing.start();
+    await growing.burst(30_000);
+    // motion runs the end command before it closes the movie
     await motioneyeSh(["Camera1"], broker.port);
-    // The triggered run saw the clip and left it to settle...
+    // The triggered run saw the movie and left it, not closed yet...
     await until(
       async () => {
         const s = await state();
         return (s?.runsSinceStart ?? 0) > before && s?.lastRun?.pending === 1 && !s.running;
       },
-      "a run that leaves the clip pending",
+      "a run that leaves the movie pending",
       serve,
     );
-    // ...then motion wrote the rest of the movie.
-    await appendFile(clip.localPath, randomBytes(200_000));
-    await expectBackedUp(clip.relPath);
+    expect(existsSync(join(vault(), `${rel}.age`))).toBe(false);
+    // ...then motion wrote the rest of the movie and closed it.
+    await growing.close();
+    await expectBackedUp(rel);
     // With no further trigger: the service came back by itself.
     const s = await state();
     expect(s?.lastRun?.trigger).toBe("settle");
@@ -232,7 +239,7 @@ describe("serve", () => {
       "x".repeat(200_000),
       '{"camera":42,"file":{"path":"/data/output/Camera1/2024-05-01/10-00-00.mp4"}}',
       '{"camera":"Camera1","file":"/data/output/../../../etc/2024-05-01/passwd.mp4"}',
-      '{"camera":"Camera1","file":"/etc/passwd"}',
+      '{"camera":"Camera1","file":"/etc/passwd.mp4"}',
       '{"camera":"Camera1","file":',
       "[1,2,3]",
     ];
@@ -321,7 +328,10 @@ describe("serve", () => {
     }
   });
 
-  it("retention: dry run first, then deletes old clips the camera no longer has", async () => {
+  // Two service start-ups: over 30 s on a loaded 2-core machine.
+  it("retention: dry run first, then deletes old clips the camera no longer has", {
+    timeout: 90_000,
+  }, async () => {
     const dir = await tempDir();
     const camera = join(dir, "camera");
     const dest = join(dir, "vault");

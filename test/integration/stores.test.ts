@@ -242,6 +242,62 @@ describe("FTP source (vsftpd, LIST + MDTM)", { timeout: 60_000 }, () => {
     );
   });
 
+  it("reads byte ranges (REST) and keeps its one control connection for the next command", async () => {
+    const store = makeStore({ maxConnections: 1 });
+    const rel = `Camera2/${today}/big.mp4`;
+    const local = await readFile(join(ftp.localRoot, rel));
+    const logins = async () =>
+      (await readFile(ftp.logFile, "utf8")).split("\n").filter((l) => /OK LOGIN/.test(l)).length;
+    expect((await store.stat(rel))?.size).toBe(local.length);
+    const loginsBefore = await logins();
+    expect(loginsBefore).toBeGreaterThan(0); // the log does show logins
+
+    const ranges: Array<[number, number]> = [
+      [0, 16],
+      [40, 8],
+      [12 * MiB + 5, 512],
+      [local.length - 100, 512], // runs past the end: the last 100 bytes
+      [local.length, 16], // at the end: nothing
+      [local.length + 1000, 16],
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const [offset, length] of ranges) {
+        const got = await store.readRange(rel, offset, length);
+        expect(got.equals(local.subarray(offset, offset + length)), `${offset}+${length}`).toBe(
+          true,
+        );
+      }
+    }
+    // 18 ranged reads of a 24 MiB file cut short, then the same session lists and streams
+    expect((await store.list(`Camera2/${today}`)).map((e) => e.name)).toEqual(["big.mp4"]);
+    const small = clips[`Camera1/${today}/recent.mp4`];
+    expect(sha256Hex(await readAll(await store.read(`Camera1/${today}/recent.mp4`)))).toBe(
+      small?.sha256,
+    );
+    expect(await logins()).toBe(loginsBefore);
+  });
+
+  it("fails a ranged read of an absent file naming it, and rejects bad ranges", async () => {
+    const store = makeStore({ maxConnections: 1 });
+    const err = await store
+      .readRange("Camera1/2024-05-01/missing.mp4", 0, 16)
+      .catch((e: unknown) => e);
+    expect((err as NodeJS.ErrnoException).code).toBe("ENOENT");
+    expect((err as Error).message).toContain("/sdcard/Camera1/2024-05-01/missing.mp4");
+    await expect(store.readRange("Camera1/2024-05-01/12-00-00.mp4", -1, 16)).rejects.toThrow(
+      /offset/,
+    );
+    await expect(store.readRange("Camera1/2024-05-01/12-00-00.mp4", 0, 64 * MiB)).rejects.toThrow(
+      /length/,
+    );
+    const head = await store.readRange("Camera1/2024-05-01/12-00-00.mp4", 0, 4);
+    expect(
+      head.equals(
+        (await readFile(clips["Camera1/2024-05-01/12-00-00.mp4"]?.localPath ?? "")).subarray(0, 4),
+      ),
+    ).toBe(true);
+  });
+
   it("serves concurrent reads through a small pool", async () => {
     const store = makeStore({ maxConnections: 2 });
     const clip = clips[`Camera1/${today}/recent.mp4`];
@@ -310,7 +366,7 @@ describe("SFTP vault (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
   const stores: VaultStore[] = [];
   let stdout: ReturnType<typeof watchStdout>;
 
-  const makeStore = (over: Partial<SftpVaultOptions> = {}): VaultStore => {
+  const makeStore = (over: Partial<SftpVaultOptions> = {}) => {
     const store = createSftpVault({
       host: sshd.host,
       port: sshd.port,
@@ -382,6 +438,44 @@ describe("SFTP vault (OpenSSH internal-sftp)", { timeout: 60_000 }, () => {
     ]);
     expect(Math.abs((listed[0]?.mtimeMs ?? 0) - Date.now())).toBeLessThan(60_000);
     expect(await store.list("Camera1")).toMatchObject([{ name: "2024-05-01", kind: "dir" }]);
+  });
+
+  it("reads byte ranges without reading the rest of the file", async () => {
+    const store = makeStore();
+    const data = pseudoRandomBytes(3 * MiB + 17, "sftp-range");
+    await store.put("Range/r.bin", Readable.from([data]));
+    for (const [offset, length] of [
+      [0, 16],
+      [MiB + 3, 100_000], // more than one SFTP read request
+      [data.length - 10, 512],
+      [data.length, 16],
+      [data.length + 5, 16],
+    ] as const) {
+      const got = await store.readRange("Range/r.bin", offset, length);
+      expect(got.equals(data.subarray(offset, offset + length)), `${offset}+${length}`).toBe(true);
+    }
+    const err = await store.readRange("Range/none.bin", 0, 8).catch((e: unknown) => e);
+    expect((err as NodeJS.ErrnoException).code).toBe("ENOENT");
+    expect((err as Error).message).toContain(`${sshd.root}/Range/none.bin`);
+  });
+
+  it("discards a finished upload when beforeCommit refuses it, keeping the old file", async () => {
+    const store = makeStore();
+    await store.put("Commit/a.age", Readable.from([Buffer.from("old")]));
+    const err = await store
+      .put("Commit/a.age", Readable.from([Buffer.from("new bytes")]), {
+        expectedSize: 9,
+        beforeCommit: async () => {
+          // the upload is complete under its temporary name when this runs
+          const parts = (await remoteFiles()).filter((f) => PART_PATTERN.test(f));
+          expect(parts).toHaveLength(1);
+          throw new Error("the clip changed meanwhile");
+        },
+      })
+      .catch((e: unknown) => e);
+    expect((err as Error).message).toContain("the clip changed meanwhile");
+    expect((await remoteFiles()).filter((f) => f.startsWith("Commit/"))).toEqual(["Commit/a.age"]);
+    expect(await readFile(join(sshd.root, "Commit/a.age"), "utf8")).toBe("old");
   });
 
   it("leaves nothing behind when the source fails mid-way, keeping an existing file", async () => {

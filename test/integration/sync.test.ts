@@ -7,6 +7,7 @@ import { REPO, runCli } from "../harness/cli.js";
 import { ftpSource, sftpDestination } from "../harness/config.js";
 import { tempDir, walk, writeConfig } from "../harness/files.js";
 import { type FtpServer, startFtpServer, type WrittenClip } from "../harness/ftp.js";
+import { GrowingMovie } from "../harness/mp4.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
 
@@ -109,23 +110,61 @@ describe("sync: vsftpd -> age -> OpenSSH sftp", () => {
     expect(status.totals.bytes).toBe(clips.reduce((n, c) => n + c.size, 0));
   });
 
-  it("leaves a clip that is still being written for the next run", async () => {
+  it("backs up a movie motion is still writing only once it is closed", async () => {
     const dir = await tempDir();
     const cfg = await writeConfig(dir, baseConfig());
-    const growing = await ftp.writeClip("Camera1/2024-05-03/09-00-00.mp4", 200_000, new Date());
-    const first = await runCli(["sync", "--config", cfg, "--json"]);
-    expect(first.code).toBe(0);
-    expect(JSON.parse(first.stdout)).toMatchObject({ uploaded: 0, pending: 1 });
-    const remote = join(sftp.root, "motioneye", `${growing.relPath}.age`);
+    const rel = "Camera1/2024-05-03/09-00-00.mp4";
+    const remote = join(sftp.root, "motioneye", `${rel}.age`);
+    const movie = await readFile(join(REPO, "test/fixtures/motion/finished.mp4"));
+    const growing = new GrowingMovie(join(ftp.localRoot, rel), movie);
+    const sync = async () => {
+      const run = await runCli(["sync", "--config", cfg, "--json"]);
+      expect(run.code, run.stderr).toBe(0);
+      return JSON.parse(run.stdout) as { uploaded: number; pending: number };
+    };
+    // motion leaves a movie untouched between bursts: an old mtime proves nothing
+    const untouched = async () => {
+      const old = new Date(Date.now() - 3600_000);
+      await utimes(growing.path, old, old);
+    };
+
+    await growing.start();
+    await untouched();
+    expect(await sync()).toMatchObject({ uploaded: 0, pending: 1 });
+    await growing.burst(40_000);
+    await untouched();
+    expect(await sync()).toMatchObject({ uploaded: 0, pending: 1 });
     expect(existsSync(remote)).toBe(false);
 
-    const old = new Date(Date.now() - 60_000);
-    await utimes(growing.localPath, old, old);
-    const second = await runCli(["sync", "--config", cfg, "--json"]);
-    expect(JSON.parse(second.stdout)).toMatchObject({ uploaded: 1, pending: 0 });
-    expect(
-      (await ageCliDecrypt(remote, identityFile)).equals(await readFile(growing.localPath)),
-    ).toBe(true);
+    await growing.close();
+    expect(await sync()).toMatchObject({ uploaded: 1, pending: 0 });
+    expect((await ageCliDecrypt(remote, identityFile)).equals(movie)).toBe(true);
+  });
+
+  it("backs up a clip it cannot check only when two listings stableSeconds apart saw it unchanged", async () => {
+    const dir = await tempDir();
+    const cfg = await writeConfig(dir, baseConfig());
+    // not an MP4: nothing in the file says whether it is finished; an hour-old mtime is no proof
+    const avi = await ftp.writeClip("Camera1/2024-05-05/10-00-00.avi", 300_000);
+    const remote = join(sftp.root, "motioneye", `${avi.relPath}.age`);
+    const sync = async () => {
+      const run = await runCli(["sync", "--config", cfg, "--json", "--date", "2024-05-05"]);
+      expect(run.code, run.stderr).toBe(0);
+      return JSON.parse(run.stdout) as { uploaded: number; pending: number };
+    };
+    const firstStarted = Date.now();
+    expect(await sync()).toMatchObject({ uploaded: 0, pending: 1 });
+    const firstEnded = Date.now();
+    // the two sightings are less than stableSeconds (5) apart only if this run ends in time
+    const second = await sync();
+    if (Date.now() - firstStarted < 5000) expect(second).toMatchObject({ uploaded: 0, pending: 1 });
+    expect(existsSync(remote)).toBe(second.uploaded === 1);
+    await new Promise((r) => setTimeout(r, Math.max(0, firstEnded + 5000 - Date.now())));
+    const third = await sync();
+    expect(second.uploaded + third.uploaded).toBe(1);
+    expect((await ageCliDecrypt(remote, identityFile)).equals(await readFile(avi.localPath))).toBe(
+      true,
+    );
   });
 
   it("refuses a wrong pinned host key before writing anything, showing both fingerprints", async () => {
@@ -232,11 +271,8 @@ describe("sync: vsftpd -> age -> OpenSSH sftp", () => {
 describe("quick start: embedded defaults", () => {
   it("backs up the sample clips into ./data/vault with a key made on first run", async () => {
     const cwd = await tempDir();
+    // As new as a fresh clone's files: finished movies need no wait.
     await cp(join(REPO, "samples"), join(cwd, "samples"), { recursive: true });
-    // A fresh clone's files are as new as the clone; let them settle.
-    const old = new Date(Date.now() - 3_600_000);
-    for (const f of await walk(join(cwd, "samples")))
-      await utimes(join(cwd, "samples", f), old, old);
 
     const run = await runCli(["sync"], { cwd });
     expect(run.code).toBe(0);

@@ -1,7 +1,9 @@
+import { spawnSync } from "node:child_process";
 import { mkdir, readdir, readFile, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { pino } from "pino";
 import { describe, expect, it } from "vitest";
+import { SharedLock } from "../../src/backup/lock.js";
 import { planSync } from "../../src/backup/plan.js";
 import { scanSource } from "../../src/backup/scan.js";
 import { parseClipId } from "../../src/clips/clipId.js";
@@ -103,7 +105,7 @@ describe("scan and plan, per source", () => {
       backedUp: new Map([["Camera1/2024-05-01/12-00-00.mp4", 1]]),
       sightings: {},
       nowMs: now,
-      stableMs: 10_000,
+      stableMs: 0,
     });
     expect(plan.toUpload).toHaveLength(2);
     expect(plan.alreadyBackedUp).toBe(0);
@@ -111,6 +113,35 @@ describe("scan and plan, per source", () => {
 });
 
 describe("robustness", () => {
+  it("one process's runs share the state dir's lock; taking it re-reads first, once", async () => {
+    const dir = await tempDir();
+    const taken: Array<number | undefined> = [];
+    let reading = false;
+    const lock = new SharedLock(dir, async (stale) => {
+      reading = true;
+      await new Promise((r) => setTimeout(r, 30));
+      reading = false;
+      taken.push(stale);
+    });
+    const [a, b] = await Promise.all([
+      lock.acquire().then((held) => ({ held, reading })),
+      lock.acquire().then((held) => ({ held, reading })),
+    ]);
+    // Neither holder went on while the manifest was being re-read, and it was read once.
+    expect([a.reading, b.reading]).toEqual([false, false]);
+    expect(taken).toEqual([undefined]);
+    expect(await readFile(join(dir, "sync.lock"), "utf8")).toBe(`${process.pid}\n`);
+    await a.held.release();
+    expect(await readdir(dir)).toEqual(["sync.lock"]);
+    await b.held.release();
+    expect(await readdir(dir)).toEqual([]);
+    // Taken again: read again. A lock file left by a dead process is taken over, and said so.
+    const dead = spawnSync("true").pid;
+    await writeFile(join(dir, "sync.lock"), `${dead}\n`);
+    await (await lock.acquire()).release();
+    expect(taken).toEqual([undefined, dead]);
+  });
+
   it("a listener that throws is logged and never reaches the producer or the other listeners", () => {
     const lines: string[] = [];
     const bus = new EventBus(pino({}, { write: (l: string) => void lines.push(l) }));

@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import {
   clipIdsForPath,
   MAX_PAYLOAD_BYTES,
+  parseTriggerFields,
   parseTriggerPayload,
 } from "../../src/serve/triggerPayload.js";
 
@@ -36,7 +37,12 @@ describe("parseTriggerPayload", () => {
 
   it("takes the end-command payload (no file) as a plain trigger with its camera", () => {
     const r = parse('{"camera":"Front door","event":"event_end","time":"2024-05-01T12:00:31Z"}');
-    expect(r).toEqual({ request: { origin: "mqtt" }, camera: "Front door", problems: [] });
+    expect(r).toEqual({
+      request: { origin: "mqtt" },
+      camera: "Front door",
+      event: "event_end",
+      problems: [],
+    });
   });
 
   it("maps motionEye's own layout and a relative path", () => {
@@ -68,13 +74,11 @@ describe("parseTriggerPayload", () => {
       "/data/output/Camera1/2024-05-01/../../../../etc/passwd",
       "../2024-05-01/x.mp4",
       "/data/output/Camera1/./2024-05-01/x.mp4",
-      "/etc/passwd",
       "/tmp/evil.mp4",
       "/data/output/Camera1/2024-13-45/12-00-00.mp4",
-      "/data/output/Camera1/2024-05-01/12-00-00.mp4.thumb",
-      "/data/output/Camera1/2024-05-01/",
       "C:\\motion\\2024-05-01\\x.mp4",
       "/data/output/Camera1/2024-05-01/x\u0000.mp4",
+      "/data/output/Camera1/2024-05-01/../../x.jpg",
       `/data/${"a".repeat(2000)}/2024-05-01/x.mp4`,
     ];
     for (const file of refused) {
@@ -143,5 +147,105 @@ describe("parseTriggerPayload", () => {
     );
     expect(r.problems).toEqual([]);
     expect(r.request.clipPaths?.[0]).toBe("Café/2024-05-01/1.mp4");
+  });
+});
+
+describe("pictures and other files that are not clips", () => {
+  const fields = (f: Record<string, unknown>, o = opts) => parseTriggerFields(f, o, "http");
+
+  it("a picture (File Storage's command runs for every .jpg) asks for no run and is no problem", () => {
+    for (const file of [
+      "/var/lib/motioneye/Camera1/2024-05-01/12-00-01.jpg",
+      "/sdcard/Camera1/2024-05-01/12-00-01.JPG",
+      "/sdcard/Camera1/2024-05-01/lastsnap.png",
+    ]) {
+      const r = parse(JSON.stringify({ camera: "Camera1", file, event: "picture_save" }));
+      expect(r.ignored, file).toMatch(/^not a clip: ".(jpg|png)" is not in source.extensions/);
+      expect(r.problems, file).toEqual([]);
+      expect(r.request.clipPaths, file).toBeUndefined();
+      expect(r.event).toBe("picture_save");
+    }
+  });
+
+  it("a .thumb is never a clip, even when source.extensions would match its name", () => {
+    for (const extensions of [EXT, [...EXT, ".thumb"]]) {
+      const r = fields(
+        { file: "/data/output/Camera1/2024-05-01/12-00-00.mp4.thumb" },
+        { extensions },
+      );
+      expect(r.ignored).toMatch(/thumbnail/);
+      expect(r.request.clipPaths).toBeUndefined();
+    }
+  });
+
+  it("any other file is no clip either: no run, no warning", () => {
+    for (const file of ["/etc/passwd", "/data/output/Camera1/2024-05-01/", "/x/2024-05-01/a.txt"]) {
+      const r = fields({ file });
+      expect(r.ignored, file).toMatch(/^not a clip/);
+      expect(r.problems, file).toEqual([]);
+    }
+  });
+
+  it("pictures are clips when source.extensions lists their type", () => {
+    const r = fields(
+      { file: "/sdcard/Camera1/2024-05-01/12-00-01.jpg", event: "picture_save" },
+      { extensions: [...EXT, ".jpg"] },
+    );
+    expect(r.ignored).toBeUndefined();
+    expect(r.request.clipPaths).toEqual([
+      "Camera1/2024-05-01/12-00-01.jpg",
+      "2024-05-01/12-00-01.jpg",
+    ]);
+  });
+
+  it("a picture_save event without a file asks for no run, unless pictures are backed up", () => {
+    expect(fields({ camera: "Camera1", event: "picture_save" }).ignored).toMatch(/picture_save/);
+    expect(
+      fields({ camera: "Camera1", event: "picture_save" }, { extensions: [".mp4", ".JPG"] })
+        .ignored,
+    ).toBeUndefined();
+  });
+
+  it("a movie and a plain trigger still run", () => {
+    const movie = fields({ file: "/sdcard/Camera1/2024-05-01/12-00-00.mp4", event: "movie_end" });
+    expect(movie.ignored).toBeUndefined();
+    expect(movie.request).toEqual({
+      origin: "http",
+      clipPaths: ["Camera1/2024-05-01/12-00-00.mp4", "2024-05-01/12-00-00.mp4"],
+    });
+    expect(fields({})).toEqual({ request: { origin: "http" }, problems: [] });
+    expect(fields({ camera: "Camera1", event: "event_end" }).ignored).toBeUndefined();
+  });
+
+  it("hook fields: strings only, the source is kept for the log, unknown fields are ignored", () => {
+    const r = fields({ camera: "Camera1", source: "garage", time: "x", extra: 1 });
+    expect(r).toMatchObject({ camera: "Camera1", source: "garage", problems: [] });
+    expect(fields({ event: 5 }).problems).toEqual(['"event" must be a string, not a number']);
+    expect(fields({ source: ["a"] }).problems).toEqual(['"source" must be a string, not an array']);
+  });
+
+  it("names the source to run: the trigger's own, or the local source whose folder holds the file", () => {
+    expect(fields({ source: "garage" }).request).toEqual({ origin: "http", source: "garage" });
+    expect(fields({ source: "../x" })).toMatchObject({
+      request: { origin: "http" },
+      problems: ['"source" ignored: not a source name ([a-z0-9][a-z0-9_-]*)'],
+    });
+    const o = {
+      extensions: EXT,
+      localRoots: [
+        { source: "nas", root: "/media/nas" },
+        { source: "porch", root: "/media/porch/" },
+      ],
+    };
+    expect(fields({ file: "/media/porch/2024-05-01/12-00-00.mp4" }, o).request).toEqual({
+      origin: "http",
+      source: "porch",
+      clipPaths: ["2024-05-01/12-00-00.mp4"],
+    });
+    // A file elsewhere: its camera/date/name tail, for every source (the trigger names none).
+    expect(fields({ file: "/sdcard/Camera1/2024-05-01/12-00-00.mp4" }, o).request).toEqual({
+      origin: "http",
+      clipPaths: ["Camera1/2024-05-01/12-00-00.mp4", "2024-05-01/12-00-00.mp4"],
+    });
   });
 });

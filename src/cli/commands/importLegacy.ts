@@ -25,7 +25,7 @@ export function registerImportLegacy(program: Command): void {
             vault: await app.vault(),
             keys: await app.keys(),
             manifest: await app.manifest(),
-            lock: app.lock,
+            lock: await app.lock(),
             extensions: app.extensions,
             stateDir: app.config.state.dir,
           };

@@ -28,7 +28,7 @@ export function registerServe(program: Command): void {
             vault: await app.vault(),
             manifest: await app.manifest(),
             engine: await app.engine(),
-            lock: app.lock,
+            lock: await app.lock(),
             keys: await app.keys(),
           });
           // Listen before starting anything: a signal during start-up still stops cleanly.

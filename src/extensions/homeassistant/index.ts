@@ -1,12 +1,13 @@
-import { readFileSync } from "node:fs";
 import type { Config } from "../../config/load.js";
-import type { ServiceStateDoc } from "../../serve/state.js";
 import { errorMessage, type Logger } from "../../util/log.js";
+import { packageInfo } from "../../util/package.js";
+import { localDate, sleep } from "../../util/time.js";
 import type { Extension, ExtensionContext, MqttLink } from "../contract.js";
 import { readThumb } from "../thumbnail.js";
 import { CameraBook } from "./cameras.js";
+import { subscribeControls } from "./controls.js";
 import { buildDiscovery, haTopics } from "./discovery.js";
-import { cameraState, sourceState, vaultEvent, vaultState } from "./states.js";
+import { stateDocuments, vaultEvent } from "./states.js";
 import { ThumbnailPublisher } from "./thumbnail.js";
 
 /**
@@ -62,7 +63,7 @@ class HomeAssistant implements Extension {
   private readonly log: Logger;
   private readonly cfg: Config["mqtt"]["homeassistant"];
   private readonly topics: ReturnType<typeof haTopics>;
-  private readonly pkg = readPackage();
+  private readonly pkg = packageInfo();
   private readonly random: () => number;
   private readonly now: () => Date;
   private readonly cameras: CameraBook;
@@ -167,14 +168,14 @@ class HomeAssistant implements Extension {
 
   private listen(mqtt: MqttLink): void {
     const { events, state } = this.ctx;
-    const failed = (e: { runId: string; error: string; at: string; source?: string }) =>
+    const failed = (e: { runId: string; error: string; at: string; sources: string[] }) =>
       void this.publishEvent(
         mqtt,
         vaultEvent("sync_failed", {
           run_id: e.runId,
           error: e.error,
           at: e.at,
-          ...(e.source ? { source: e.source } : {}),
+          ...(this.ctx.sources.qualified ? { sources: e.sources } : {}),
         }),
       );
     this.disposers.push(
@@ -199,7 +200,6 @@ class HomeAssistant implements Extension {
         );
       }),
       events.on("syncFailed", failed),
-      events.on("sourceFailed", failed),
       events.on("syncFinished", (summary) => {
         void this.cameras.countToday(this.today).then(() => this.scheduleState());
         const listed = Object.values(summary.sources ?? {}).some((s) => s.reachable);
@@ -210,45 +210,16 @@ class HomeAssistant implements Extension {
   }
 
   private async subscribe(mqtt: MqttLink): Promise<void> {
-    const subs = await Promise.all([
-      mqtt.subscribe(this.topics.syncNow, () => this.onSyncNow()),
-      mqtt.subscribe(this.topics.backupsEnabledSet, (_t, payload) =>
-        this.onBackupsEnabled(payload.toString("utf8").trim()),
-      ),
-      mqtt.subscribe(this.cfg.statusTopic, (_t, payload) => {
-        if (payload.toString("utf8").trim().toLowerCase() === "online") this.onBirth();
-      }),
-    ]);
+    const subs = await subscribeControls({
+      mqtt,
+      topics: this.topics,
+      statusTopic: this.cfg.statusTopic,
+      queue: this.ctx.queue,
+      log: this.log,
+      onBirth: () => this.onBirth(),
+      onPauseSet: () => this.scheduleState(),
+    });
     this.disposers.push(...subs);
-  }
-
-  private onSyncNow(): void {
-    this.log.info("Home Assistant asked for a sync");
-    this.ctx.queue.request({ origin: "homeassistant" }).then(
-      (s) => this.log.debug({ run: s.runId, uploaded: s.uploaded }, "sync asked by HA done"),
-      (err: unknown) => {
-        // Paused ("Backups enabled" off) or stopping: the queue says so; not a failure.
-        const expected = err instanceof Error && /^(Paused|Stopped)Error$/.test(err.name);
-        const log = expected ? this.log.info.bind(this.log) : this.log.warn.bind(this.log);
-        log({ err: errorMessage(err) }, "Home Assistant's sync was not run");
-      },
-    );
-  }
-
-  private onBackupsEnabled(payload: string): void {
-    const command = payload.toUpperCase();
-    if (command !== "ON" && command !== "OFF") {
-      this.log.warn({ payload: payload.slice(0, 40) }, "backups_enabled expects ON or OFF");
-      return;
-    }
-    const paused = command === "OFF";
-    this.log.info({ paused }, "Home Assistant switched backups");
-    this.ctx.queue.setPaused(paused).then(
-      // Say it again in any case, so Home Assistant's switch never waits for a state that did
-      // not change.
-      () => this.scheduleState(),
-      (err) => this.log.warn({ err: errorMessage(err) }, "could not change the pause"),
-    );
   }
 
   /** Home Assistant (re)started: send discovery and states again after a short random delay. */
@@ -338,42 +309,13 @@ class HomeAssistant implements Extension {
   private async sendState(opts: { final?: boolean }): Promise<void> {
     const mqtt = this.ctx.mqtt;
     if (!mqtt || (this.stopped && !opts.final)) return;
-    const core = this.ctx.state.snapshot();
-    const state = vaultState(
-      {
-        lastSuccessAt: core.lastSuccessAt ?? undefined,
-        lastClip: core.lastClip ?? undefined,
-        clips: core.totals.clips,
-        bytes: core.totals.bytes,
-        pending: core.pending,
-        lastError: core.lastError ?? undefined,
-        nextSync: core.nextSync ? new Date(core.nextSync) : undefined,
-        syncing: core.running,
-        cameraConnected: everySourceReachable(core),
-        destinationConnected: core.vaultReachable ?? undefined,
-        backupsEnabled: !core.paused,
-        ageRecipient: this.ageRecipient,
-      },
-      // serve's own state document, which this one replaces on <base>/state.
-      core as unknown as Record<string, unknown>,
-    );
-    await this.send(mqtt, this.topics.state, JSON.stringify(state), true);
-    for (const [camera, info] of this.cameras.entries()) {
-      const doc = cameraState({ lastClip: info.lastClip, clipsToday: info.today.size });
-      await this.send(mqtt, this.topics.camera(camera), JSON.stringify(doc), true);
-    }
-    if (!this.ctx.sources.qualified) return;
-    for (const [name, s] of Object.entries(core.sources)) {
-      const doc = sourceState({
-        reachable: s.reachable,
-        failing: s.failing,
-        syncing: s.syncing,
-        pending: s.pending,
-        lastClip: s.lastClip ?? undefined,
-        lastError: s.lastError ?? undefined,
-      });
-      await this.send(mqtt, this.topics.source(name), JSON.stringify(doc), true);
-    }
+    const docs = stateDocuments(this.ctx.state.snapshot(), {
+      topics: this.topics,
+      cameras: this.cameras.entries(),
+      perSource: this.ctx.sources.qualified,
+      ageRecipient: this.ageRecipient,
+    });
+    for (const { topic, doc } of docs) await this.send(mqtt, topic, JSON.stringify(doc), true);
   }
 
   private async publishEvent(mqtt: MqttLink, event: Record<string, unknown>): Promise<void> {
@@ -460,39 +402,9 @@ class HomeAssistant implements Extension {
   }
 }
 
-/** The vault's "camera connection": every source answered (null while one is not known). */
-function everySourceReachable(core: ServiceStateDoc): boolean | undefined {
-  const states = Object.values(core.sources).map((s) => s.reachable);
-  if (states.some((r) => r === false)) return false;
-  return states.every((r) => r === true) ? true : undefined;
-}
-
 function readPersisted(raw: unknown): Persisted {
   const r = (typeof raw === "object" && raw !== null ? raw : {}) as Record<string, unknown>;
   const strings = (v: unknown) =>
     Array.isArray(v) ? v.filter((s): s is string => typeof s === "string") : [];
   return { topics: strings(r.topics), cameras: strings(r.cameras) };
-}
-
-/** `YYYY-MM-DD` in local time: motionEye names its date folders after the local date. */
-function localDate(d: Date): string {
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}`;
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms).unref());
-}
-
-/** This program's version and project page, from its package.json. */
-function readPackage(): { version: string; homepage?: string } {
-  try {
-    const pkg = JSON.parse(readFileSync(new URL("../../../package.json", import.meta.url), "utf8"));
-    return {
-      version: typeof pkg.version === "string" ? pkg.version : "unknown",
-      homepage: typeof pkg.homepage === "string" ? pkg.homepage : undefined,
-    };
-  } catch {
-    return { version: "unknown" };
-  }
 }

@@ -1,4 +1,6 @@
+import type { ServiceStateDoc } from "../../serve/state.js";
 import { clipTime } from "../../util/format.js";
+import type { HaTopics } from "./discovery.js";
 
 /**
  * The state documents Home Assistant's entities read, as pure functions (the discovery configs
@@ -137,4 +139,67 @@ export function sourceState(s: {
       ? { message: s.lastError.message.slice(0, 2000), time: isoTimestamp(s.lastError.at) }
       : {},
   };
+}
+
+/**
+ * Every retained state document from the service's state: the vault's (on `<base>/state`, with
+ * the service state's own keys), each camera's, and each source's when there are several.
+ */
+export function stateDocuments(
+  core: ServiceStateDoc,
+  opts: {
+    topics: HaTopics;
+    cameras: ReadonlyArray<[string, { lastClip?: LastClip; today: ReadonlySet<string> }]>;
+    perSource: boolean;
+    ageRecipient?: string;
+  },
+): Array<{ topic: string; doc: Record<string, unknown> }> {
+  const { topics } = opts;
+  const vault = vaultState(
+    {
+      lastSuccessAt: core.lastSuccessAt ?? undefined,
+      lastClip: core.lastClip ?? undefined,
+      clips: core.totals.clips,
+      bytes: core.totals.bytes,
+      pending: core.pending,
+      lastError: core.lastError ?? undefined,
+      nextSync: core.nextSync ? new Date(core.nextSync) : undefined,
+      syncing: core.running,
+      cameraConnected: everySourceReachable(core),
+      destinationConnected: core.vaultReachable ?? undefined,
+      backupsEnabled: !core.paused,
+      ageRecipient: opts.ageRecipient,
+    },
+    // serve's own state document, which this one replaces on <base>/state.
+    core as unknown as Record<string, unknown>,
+  );
+  const docs = [{ topic: topics.state, doc: vault }];
+  for (const [camera, info] of opts.cameras) {
+    docs.push({
+      topic: topics.camera(camera),
+      doc: cameraState({ lastClip: info.lastClip, clipsToday: info.today.size }),
+    });
+  }
+  if (!opts.perSource) return docs;
+  for (const [name, s] of Object.entries(core.sources)) {
+    docs.push({
+      topic: topics.source(name),
+      doc: sourceState({
+        reachable: s.reachable,
+        failing: s.failing,
+        syncing: s.syncing,
+        pending: s.pending,
+        lastClip: s.lastClip ?? undefined,
+        lastError: s.lastError ?? undefined,
+      }),
+    });
+  }
+  return docs;
+}
+
+/** The vault's "camera connection": every source answered (unknown while one is not known). */
+function everySourceReachable(core: ServiceStateDoc): boolean | undefined {
+  const states = Object.values(core.sources).map((s) => s.reachable);
+  if (states.some((r) => r === false)) return false;
+  return states.every((r) => r === true) ? true : undefined;
 }

@@ -10,6 +10,7 @@ import { Limiter } from "../../util/async.js";
 import type { EventBus } from "../../util/events.js";
 import type { Logger } from "../../util/log.js";
 import { errorMessage } from "../../util/log.js";
+import { localDate } from "../../util/time.js";
 import type { SourceView, TriggerQueue } from "../contract.js";
 
 /** What every command group of the bot needs. */
@@ -69,8 +70,7 @@ export function quote(input: string, max = 80): string {
 
 /** Today's date where the cameras are (motionEye names its folders in local time). */
 export function today(now = new Date()): string {
-  const p = (n: number) => String(n).padStart(2, "0");
-  return `${now.getFullYear()}-${p(now.getMonth() + 1)}-${p(now.getDate())}`;
+  return localDate(now);
 }
 
 /**

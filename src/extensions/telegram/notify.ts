@@ -40,8 +40,6 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
       );
     };
     offs.push(events.on("syncFailed", (e) => failed(e.error)));
-    // A source that cannot be listed: its own notice (the error names it), once until it works.
-    offs.push(events.on("sourceFailed", (e) => failed(e.error)));
     offs.push(
       events.on("syncFinished", (run) => {
         if (run.error) failed(run.error);

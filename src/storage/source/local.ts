@@ -1,6 +1,6 @@
 import { createReadStream } from "node:fs";
 import { z } from "zod";
-import { listLocal, localEntry, localPath } from "../localEntry.js";
+import { listLocal, localEntry, localPath, readLocalRange } from "../localEntry.js";
 import { defineBackend } from "../registry.js";
 import type { Source } from "../types.js";
 
@@ -22,6 +22,7 @@ export function createLocalSource(root: string): Source {
       });
       return stream;
     },
+    readRange: (path, offset, length) => readLocalRange(localPath(root, path), offset, length),
     async close() {},
   };
 }

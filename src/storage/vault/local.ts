@@ -4,7 +4,7 @@ import { mkdir, rename, rm, stat } from "node:fs/promises";
 import { dirname } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { z } from "zod";
-import { listLocal, localEntry, localPath } from "../localEntry.js";
+import { listLocal, localEntry, localPath, readLocalRange } from "../localEntry.js";
 import { defineBackend } from "../registry.js";
 import { partName, type VaultStore } from "../types.js";
 
@@ -27,6 +27,7 @@ export function createLocalVault(root: string, opts: { fileMode?: number } = {})
       });
       return stream;
     },
+    readRange: (path, offset, length) => readLocalRange(abs(path), offset, length),
     async put(path, data, putOpts = {}) {
       const final = abs(path);
       const part = partName(final, randomBytes(6).toString("hex"));

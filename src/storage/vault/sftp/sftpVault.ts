@@ -15,9 +15,17 @@ import { PassThrough, type Readable, Transform, type Writable } from "node:strea
 import { pipeline } from "node:stream/promises";
 import type SftpClient from "ssh2-sftp-client";
 import { errorMessage, type Logger, silentLogger } from "../../../util/log.js";
-import { type Entry, type PutResult, partName, type VaultStore } from "../../types.js";
+import {
+  checkRange,
+  type Entry,
+  type PutResult,
+  partName,
+  type RangeReader,
+  type VaultStore,
+} from "../../types.js";
 import { isNotFound, type Live, openConnection, raceLost, whenLost } from "./connection.js";
 import { HostKeyMismatchError, normalizeFingerprint } from "./hostKeys.js";
+import { type SftpReadWire, sftpReadRange } from "./range.js";
 import { openPipelinedRead, type Ssh2ReadWire } from "./ssh2Read.js";
 import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./upload.js";
 
@@ -45,7 +53,7 @@ export interface SftpVaultOptions {
 // Per-stream buffering: 256 KiB keeps a transfer fast; more only adds RSS (README, Performance).
 const STREAM_HWM = 256 * 1024;
 
-export function createSftpVault(opts: SftpVaultOptions): VaultStore {
+export function createSftpVault(opts: SftpVaultOptions): VaultStore & RangeReader {
   const logger = opts.logger ?? silentLogger;
   const server = `${opts.host}:${opts.port}`;
   const root = opts.root === "/" ? "" : opts.root.replace(/\/+$/, "");
@@ -181,7 +189,7 @@ export function createSftpVault(opts: SftpVaultOptions): VaultStore {
     return undefined;
   }
 
-  const store: VaultStore = {
+  const store: VaultStore & RangeReader = {
     description,
 
     async list(dir) {
@@ -257,6 +265,20 @@ export function createSftpVault(opts: SftpVaultOptions): VaultStore {
       source.on("end", off);
       source.pipe(out);
       return out;
+    },
+
+    async readRange(path, offset, length) {
+      checkRange(offset, length);
+      const remote = abs(path);
+      if (length === 0) return Buffer.alloc(0);
+      try {
+        return await withSftp((sftp) => {
+          const wire = (sftp as unknown as { sftp: SftpReadWire }).sftp;
+          return sftpReadRange(wire, remote, offset, length);
+        });
+      } catch (err) {
+        throw fail("read", remote, err);
+      }
     },
 
     async put(path, data, putOpts = {}): Promise<PutResult> {

@@ -14,7 +14,14 @@ import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
 import { pipeline } from "node:stream/promises";
 import { errorMessage, type Logger, silentLogger } from "../../../../util/log.js";
-import { type Entry, type PutResult, partName, type VaultStore } from "../../../types.js";
+import {
+  checkRange,
+  type Entry,
+  type PutResult,
+  partName,
+  type RangeReader,
+  type VaultStore,
+} from "../../../types.js";
 import { HostKeyMismatchError } from "../hostKeys.js";
 import { createReadAhead } from "../readAhead.js";
 import { createPipelinedWriter, type SftpWire } from "../upload.js";
@@ -55,7 +62,7 @@ function wireOf(session: SftpSession): SftpWire {
   };
 }
 
-export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
+export function createOpensshVault(opts: OpensshVaultOptions): VaultStore & RangeReader {
   const logger = opts.logger ?? silentLogger;
   const server = `${opts.host}:${opts.port}`;
   const root = opts.root === "/" ? "" : opts.root.replace(/\/+$/, "");
@@ -232,6 +239,29 @@ export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
           // A lost session fails the requests in flight, and so the stream: name the file.
           describeError: (err) => fail("read", remote, err),
         });
+      } catch (err) {
+        throw fail("read", remote, err);
+      }
+    },
+
+    async readRange(path, offset, length) {
+      checkRange(offset, length);
+      const remote = abs(path);
+      try {
+        const s = await session();
+        const handle = await s.openRead(remote);
+        try {
+          const parts: Buffer[] = [];
+          for (let got = 0; got < length; ) {
+            const data = await s.read(handle, offset + got, length - got);
+            if (!data || data.length === 0) break;
+            parts.push(Buffer.from(data));
+            got += data.length;
+          }
+          return Buffer.concat(parts);
+        } finally {
+          void s.close(handle).catch(() => {});
+        }
       } catch (err) {
         throw fail("read", remote, err);
       }
