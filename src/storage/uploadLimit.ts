@@ -37,6 +37,7 @@ export function withUploadLimit(store: VaultStore, limit: BandwidthLimit): Vault
     list: (dir) => store.list(dir),
     stat: (path) => store.stat(path),
     read: (path) => store.read(path),
+    ...(store.readRange ? { readRange: store.readRange.bind(store) } : {}),
     remove: (path) => store.remove(path),
     close: () => store.close(),
     put(path, data: Readable, opts) {

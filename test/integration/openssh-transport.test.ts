@@ -21,7 +21,7 @@ import { createSftpVault } from "../../src/storage/vault/sftp/sftpVault.js";
 import { runCli } from "../harness/cli.js";
 import { sftpDestination } from "../harness/config.js";
 import { sha256, tempDir, walk, writeConfig } from "../harness/files.js";
-import { pseudoRandomBytes } from "../harness/ftp.js";
+import { clipBytes, pseudoRandomBytes } from "../harness/ftp.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
 
@@ -114,6 +114,13 @@ describe("SFTP vault over OpenSSH's ssh (transport: openssh)", { timeout: 90_000
     expect(st.mode & 0o777).toBe(0o600);
     expect(await remoteFiles()).toEqual([path]);
     expect(sha256Hex(await readAll(await store.read(path)))).toBe(sha256Hex(data));
+    // A few bytes from inside, and from the end (fewer then).
+    await expect((store as Required<VaultStore>).readRange(path, 1000, 64)).resolves.toEqual(
+      data.subarray(1000, 1064),
+    );
+    expect(await (store as Required<VaultStore>).readRange(path, data.length - 10, 64)).toEqual(
+      data.subarray(data.length - 10),
+    );
     expect(await store.stat(path)).toMatchObject({
       name: "12-00-00.mp4.age",
       kind: "file",
@@ -459,7 +466,8 @@ describe("openssh transport: configuration", { timeout: 60_000 }, () => {
   it("syncs and restores through the CLI with transport: openssh", async () => {
     const source = join(work, "camera");
     const clip = "Camera1/2024-05-01/12-00-00.mp4";
-    const data = pseudoRandomBytes(3 * MiB + 5, "openssh-cli");
+    // A finished movie, as the completeness check wants it.
+    const data = clipBytes(3 * MiB + 5, clip);
     await writeFile(join(work, "clip.bin"), data);
     const { mkdir, utimes } = await import("node:fs/promises");
     await mkdir(join(source, "Camera1/2024-05-01"), { recursive: true });

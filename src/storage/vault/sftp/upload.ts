@@ -76,7 +76,7 @@ export function createPipelinedWriter(
   handle: Buffer,
   /** Other transports than ssh2 say their own request size and window (openssh/). */
   opts: { requestSize?: number; maxInFlight?: number } = {},
-): Writable {
+): Writable & { readonly bytesAccepted: number } {
   const piece = opts.requestSize ?? requestSizeFor(sftp, handle);
   const maxInFlight = opts.maxInFlight ?? MAX_IN_FLIGHT_BYTES;
   let position = 0;
@@ -86,6 +86,8 @@ export function createPipelinedWriter(
   let waiting: (() => void) | undefined;
   /** Bytes written to us but not sent yet: less than one request's worth between writes. */
   const carry = new ByteQueue();
+  /** Bytes written to us (all sent once `final` succeeded). */
+  let accepted = 0;
 
   const onReply = (size: number) => (err: Error | undefined | null) => {
     inFlight -= size;
@@ -119,9 +121,10 @@ export function createPipelinedWriter(
     step();
   };
 
-  return new Writable({
+  const writer = new Writable({
     highWaterMark: 256 * 1024,
     write(chunk: Buffer, _encoding, callback) {
+      accepted += chunk.length;
       carry.push(chunk);
       pump(false, callback);
     },
@@ -141,6 +144,9 @@ export function createPipelinedWriter(
       callback(err);
     },
   });
+  return Object.defineProperty(writer, "bytesAccepted", { get: () => accepted }) as Writable & {
+    readonly bytesAccepted: number;
+  };
 }
 
 /** Creates (or truncates) `path` for writing with `mode`; resolves with the handle. */

@@ -12,10 +12,16 @@
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { Transform } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { errorMessage, type Logger, silentLogger } from "../../../../util/log.js";
-import { type Entry, type PutResult, partName, type VaultStore } from "../../../types.js";
+import {
+  checkRange,
+  type Entry,
+  type PutResult,
+  partName,
+  type RangeReader,
+  type VaultStore,
+} from "../../../types.js";
 import { HostKeyMismatchError } from "../hostKeys.js";
 import { createReadAhead } from "../readAhead.js";
 import { createPipelinedWriter, type SftpWire } from "../upload.js";
@@ -56,7 +62,7 @@ function wireOf(session: SftpSession): SftpWire {
   };
 }
 
-export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
+export function createOpensshVault(opts: OpensshVaultOptions): VaultStore & RangeReader {
   const logger = opts.logger ?? silentLogger;
   const server = `${opts.host}:${opts.port}`;
   const root = opts.root === "/" ? "" : opts.root.replace(/\/+$/, "");
@@ -238,12 +244,34 @@ export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
       }
     },
 
+    async readRange(path, offset, length) {
+      checkRange(offset, length);
+      const remote = abs(path);
+      try {
+        const s = await session();
+        const handle = await s.openRead(remote);
+        try {
+          const parts: Buffer[] = [];
+          for (let got = 0; got < length; ) {
+            const data = await s.read(handle, offset + got, length - got);
+            if (!data || data.length === 0) break;
+            parts.push(Buffer.from(data));
+            got += data.length;
+          }
+          return Buffer.concat(parts);
+        } finally {
+          void s.close(handle).catch(() => {});
+        }
+      } catch (err) {
+        throw fail("read", remote, err);
+      }
+    },
+
     async put(path, data, putOpts = {}): Promise<PutResult> {
       const remote = abs(path);
       const part = partName(remote, randomBytes(6).toString("hex"));
       const startedIn = generation;
       let opened = false;
-      let counted = 0;
       let sourceError: unknown;
       const onSourceError = (err: unknown) => {
         sourceError ??= err;
@@ -258,19 +286,13 @@ export function createOpensshVault(opts: OpensshVaultOptions): VaultStore {
           requestSize: s.limits.writeLength,
           maxInFlight: WRITE_WINDOW,
         });
-        const counter = new Transform({
-          highWaterMark: 256 * 1024,
-          transform(chunk: Buffer, _encoding, callback) {
-            counted += chunk.length;
-            callback(null, chunk);
-          },
-        });
         try {
-          await pipeline(data, counter, writer);
+          await pipeline(data, writer);
         } catch (err) {
           void s.close(handle).catch(() => {});
           throw err;
         }
+        const counted = writer.bytesAccepted;
         // Once the handle is closed the server has the file's data.
         await s.close(handle);
         const st = await s.stat(part);
