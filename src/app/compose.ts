@@ -91,6 +91,7 @@ export class App {
           ref: { name: s.name, prefix: s.prefix },
           source,
           stableSeconds: s.stableSeconds,
+          incompleteAfterSeconds: s.incompleteAfterSeconds,
           extensions: s.extensions,
           root: { key: `${configPath}.path`, path: String(s.path ?? "/") },
         };

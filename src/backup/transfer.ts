@@ -13,6 +13,8 @@ export interface TransferDeps {
   events: EventBus;
   logger: Logger;
   now: () => number;
+  /** Ids the plan backs up as they are, never closed: recorded `incomplete`. */
+  incomplete?: ReadonlySet<string>;
 }
 
 /**
@@ -120,6 +122,7 @@ export async function transferClip(
     remoteSize: sealed.remoteSize,
     uploadedAt: new Date(deps.now()).toISOString(),
     format: "age",
+    ...(deps.incomplete?.has(clip.id) ? { incomplete: true as const } : {}),
   };
   await deps.manifest.record(record);
   return record;

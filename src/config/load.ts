@@ -32,6 +32,7 @@ export interface SourceConfig extends Record<string, unknown> {
   prefix: string;
   type: string;
   stableSeconds: number;
+  incompleteAfterSeconds: number;
   extensions: string[];
   /** Overrides the top-level `alerts` for this source. */
   alerts?: { staleAfterHours?: number };

@@ -34,6 +34,12 @@ const sourceKeys = {
    * for a quieter, smaller-bitrate scene; 60 s outlasts such a gap several times over.
    */
   stableSeconds: z.number().min(0).default(60),
+  /**
+   * A movie never closed (its recording was cut off: the camera lost power, motion was
+   * killed) never proves itself complete; once two listings this far apart saw it unchanged it
+   * is backed up as it is, marked incomplete. Far longer than motion's pauses between bursts.
+   */
+  incompleteAfterSeconds: z.number().min(0).default(300),
   extensions: z
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, "like .mp4"))
     .default(DEFAULT_EXTENSIONS),

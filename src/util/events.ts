@@ -19,6 +19,8 @@ export interface VaultEvents {
       date: string;
       size: number;
       at: string;
+      /** A movie whose recording was cut off, backed up as it was (see ClipRecord). */
+      incomplete?: true;
     },
   ];
   clipFailed: [{ runId: string; id: string; source: string; error: string; willRetry: boolean }];

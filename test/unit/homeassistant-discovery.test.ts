@@ -389,7 +389,7 @@ describe("Home Assistant discovery payloads", () => {
     });
     expect(byId("activity").payload).toMatchObject({
       state_topic: "motioneye-vault/event",
-      event_types: ["clip_backed_up", "sync_failed"],
+      event_types: ["clip_backed_up", "clip_incomplete", "sync_failed"],
     });
   });
 

@@ -26,7 +26,7 @@ export {
  *   <base>/state                   the service's state document (retained), with the keys below
  *   <base>/camera/<slug>/state     one camera's state (retained)
  *   <base>/source/<slug>/state     one camera device's state, with several sources (retained)
- *   <base>/event                   {"event_type":"clip_backed_up"|"sync_failed",...} (not retained)
+ *   <base>/event                   {"event_type":"clip_backed_up"|"clip_incomplete"|"sync_failed",...} (not retained)
  *   <base>/thumbnail               the last clip's thumbnail, JPEG bytes (retained)
  *   <base>/sync/set                "Sync now" button command
  *   <base>/backups_enabled/set     "Backups enabled" switch command: ON / OFF

@@ -190,13 +190,15 @@ class HomeAssistant implements Extension {
         this.thumbnails?.clipBackedUp(e.id);
         void this.publishEvent(
           mqtt,
-          vaultEvent("clip_backed_up", {
+          // a cut-off recording has its own event type, for automations that alert on it
+          vaultEvent(e.incomplete ? "clip_incomplete" : "clip_backed_up", {
             id: e.id,
             source: e.source,
             camera: e.camera,
             date: e.date,
             size: e.size,
             at: e.at,
+            incomplete: e.incomplete === true,
           }),
         );
       }),

@@ -11,7 +11,7 @@ import type { HaTopics } from "./discovery.js";
 /** Home Assistant keeps at most 255 characters of an entity's state. */
 export const MAX_STATE_LENGTH = 255;
 
-export const EVENT_TYPES = ["clip_backed_up", "sync_failed"] as const;
+export const EVENT_TYPES = ["clip_backed_up", "clip_incomplete", "sync_failed"] as const;
 export type VaultEventType = (typeof EVENT_TYPES)[number];
 
 /** ISO 8601 in UTC with `Z` (Home Assistant rejects timestamps without a zone), or null. */

@@ -10,6 +10,7 @@ import type { Logger } from "../../util/log.js";
 import { readThumb } from "../thumbnail.js";
 import { apiSignal, type BotDeps, quote, uploadLimitBytes } from "./common.js";
 import { ProgressMessage } from "./progress.js";
+import { sendIncomplete } from "./restoreIncomplete.js";
 import { type OutgoingVideo, sendVideoFile } from "./sendVideo.js";
 import { NotAVideoError, probeVideo, type VideoInfo } from "./video/probe.js";
 import { shrinkToFit } from "./video/shrink.js";
@@ -150,6 +151,14 @@ async function restoreAndSend(
       },
     });
     const checked = result.verified ? "sha256 verified" : "not verified (no checksum recorded)";
+    if (clip.incomplete) {
+      // Cut off: it does not play as it is; a repaired copy when one can be made, else the file.
+      await progress.remove();
+      const caption = `${clip.id} · ${formatBytes(result.size)} · ${checked}`;
+      await sendIncomplete(deps, api, chatId, clip, file, caption, signal);
+      log.info({ size: result.size }, "telegram: incomplete clip sent");
+      return;
+    }
     const ffmpeg = await haveFfmpeg();
     if (result.size <= uploadLimitBytes(deps.config)) {
       await progress.set("sending…");

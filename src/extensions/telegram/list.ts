@@ -72,13 +72,18 @@ export async function listView(
   const p = Math.min(Math.max(page, 0), pages - 1);
 
   const lines = [`Clips on ${date}: ${all.length} (${sum(all)})`];
-  for (const [name, cs] of cameras) lines.push(`${name}: ${cs.length} clip(s), ${sum(cs)}`);
+  for (const [name, cs] of cameras) {
+    const cut = cs.filter((c) => c.incomplete).length;
+    lines.push(
+      `${name}: ${cs.length} clip(s), ${sum(cs)}${cut ? `, ${cut} incomplete (cut off)` : ""}`,
+    );
+  }
   if (camera) lines.push("", `Showing ${quote(clips[0] ? cameraOf(clips[0]) : "", 60)} only.`);
   lines.push("", `${pages > 1 ? `Page ${p + 1}/${pages}. ` : ""}Tap a clip to get it here.`);
 
   const withCamera = cameras.size > 1 && !camera;
   const rows = clips.slice(p * PAGE_SIZE, (p + 1) * PAGE_SIZE).map((c) => {
-    const label = `${withCamera ? `${cameraOf(c)} ` : ""}${clipTime(c.name)}`;
+    const label = `${withCamera ? `${cameraOf(c)} ` : ""}${clipTime(c.name)}${c.incomplete ? " (incomplete)" : ""}`;
     return [button(`${quote(label, 48)} · ${formatBytes(c.size)}`, restoreData(c))];
   });
   if (pages > 1) {

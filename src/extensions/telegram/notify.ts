@@ -74,7 +74,7 @@ export function startNotifications(deps: BotDeps, api: Api): () => void {
         if (n > MAX_CLIP_NOTES_PER_RUN) return;
         const time = clipTime(clip.id.split("/").pop() ?? "");
         // Captions may have 1024 characters; clip ids are usually far shorter.
-        const caption = `New clip: ${quote(clip.camera, 60)} ${clip.date} ${time} · ${formatBytes(clip.size)}\n${quote(clip.id, 900)}`;
+        const caption = `${clip.incomplete ? "New clip, INCOMPLETE (its recording was cut off)" : "New clip"}: ${quote(clip.camera, 60)} ${clip.date} ${time} · ${formatBytes(clip.size)}\n${quote(clip.id, 900)}`;
         // Read the thumbnail once, now: motionEye may clean it up later.
         const thumb = readThumb(deps, clip.id);
         // A preview is made with ffmpeg: no button that could only say it is missing.
