@@ -10,6 +10,7 @@ import { errorMessage, type Logger } from "../util/log.js";
 import { isPermanent, withRetry } from "../util/retry.js";
 import { INCOMPLETE_RECHECK_MS, needsCheck, type Plan, planSync } from "./plan.js";
 import { type SourceClip, scanSource } from "./scan.js";
+import { checkCameraFolder, checkSourceRoot, type SourceRootInfo } from "./sourceRoot.js";
 import { sweepStrayUploads } from "./sweep.js";
 import { ClipChangedError, transferClip } from "./transfer.js";
 import { withWatchdog } from "./watchdog.js";
@@ -22,6 +23,8 @@ export interface SourcePart {
   /** A movie never closed is backed up as it is once unchanged this long (see planSync). */
   incompleteAfterSeconds: number;
   extensions: readonly string[];
+  /** The config key and value of its root, to name them when the root is missing. */
+  root?: SourceRootInfo;
 }
 
 /** What every source's part of one run shares. */
@@ -40,6 +43,8 @@ export interface RunContext {
   clipTimeoutMs: number;
   now: () => number;
   camera?: string;
+  /** The run is one source's camera: a missing folder is a failure, not "0 clips". */
+  cameraMustExist?: boolean;
   date?: string;
   dryRun?: boolean;
   priority?: readonly string[];
@@ -66,6 +71,11 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
 
   let listing: SourceClip[];
   try {
+    const root = part.root ?? { key: `${ref.name}.path`, path: "/" };
+    await checkSourceRoot(part.source, root);
+    if (ctx.camera !== undefined && ctx.cameraMustExist) {
+      await checkCameraFolder(part.source, root, ctx.camera);
+    }
     listing = await scanSource(part.source, ref, ctx.sources, {
       extensions: part.extensions,
       camera: ctx.camera,

@@ -34,6 +34,8 @@ export interface SourceConfig extends Record<string, unknown> {
   stableSeconds: number;
   incompleteAfterSeconds: number;
   extensions: string[];
+  /** Overrides the top-level `alerts` for this source. */
+  alerts?: { staleAfterHours?: number };
 }
 
 export interface DestinationConfig extends Record<string, unknown> {

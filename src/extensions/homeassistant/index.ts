@@ -1,4 +1,5 @@
 import type { Config } from "../../config/load.js";
+import { staleThresholds } from "../../serve/staleness.js";
 import { errorMessage, type Logger } from "../../util/log.js";
 import { packageInfo } from "../../util/package.js";
 import { localDate, sleep } from "../../util/time.js";
@@ -278,6 +279,7 @@ class HomeAssistant implements Extension {
             cameras: this.cameras.folders(v.name),
           }))
         : undefined,
+      staleAlarms: [...staleThresholds(config).keys()],
     });
     const current = new Set(configs.map((c) => c.topic));
     const stale = [...new Set([...this.persisted.topics, ...this.published])].filter(
