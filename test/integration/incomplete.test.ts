@@ -224,6 +224,30 @@ describe("a recording cut off by SIGKILL is backed up, marked incomplete, and re
       // at motion's 2 fps, the first 256 KiB burst holds seconds of video
       expect(Number(probe.format.duration)).toBeGreaterThan(1);
       expect(Number(probe.format.duration)).toBeLessThan(600);
+
+      // without --repair: a hint, for the cut-off movie only
+      const plain = await runCli(["restore", "all", "--out", join(work, "plain"), "--config", cfg]);
+      expect(plain.code, plain.stderr).toBe(0);
+      const said = plain.stdout.split("\n").filter((l) => l.includes(" is incomplete: "));
+      expect(said).toEqual([
+        `${cutId} is incomplete: its recording was cut off (no index), so it does not play as it is; --repair makes a playable copy next to it`,
+      ]);
+      // a reference that is no complete movie: a clear message, and the restore itself is fine
+      const bad = await runCli([
+        "restore",
+        cutId,
+        "--repair",
+        "--reference",
+        cutPath,
+        "--out",
+        join(work, "bad-reference"),
+        "--config",
+        cfg,
+      ]);
+      expect(bad.code, bad.stderr).toBe(0);
+      expect(bad.stdout).toContain(
+        `could not repair ${cutId}: ${cutPath} has no moov box: it is no complete MP4 movie`,
+      );
     },
     LONG,
   );
