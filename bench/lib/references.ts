@@ -5,14 +5,72 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand } from "../../test/harness/processes.js";
-import { opensshSftpBatch } from "../../test/harness/sshd.js";
+import type { SftpServer } from "../../test/harness/sshd.js";
 import type { BenchServers } from "./vault.js";
 
+/** `taskset -c 0 ...`: a command and its children on one core, as on a weak single-core box. */
+export const PIN = ["taskset", "-c", "0"];
+
+/**
+ * OpenSSH `sftp -b -` running `commands` against the bench's sshd (its options as the test
+ * harness's `opensshSftpBatch`); `pin` runs it and its `ssh` on core 0 only.
+ */
+export async function opensshSftp(
+  server: Pick<SftpServer, "host" | "port" | "username" | "privateKeyPath">,
+  commands: string[],
+  opts: { pin?: boolean } = {},
+): Promise<void> {
+  const args = [
+    "-b",
+    "-",
+    "-i",
+    server.privateKeyPath,
+    "-P",
+    String(server.port),
+    "-F",
+    "/dev/null",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+    `${server.username}@${server.host}`,
+  ];
+  const [command, ...rest] = opts.pin ? [...PIN, "sftp", ...args] : ["sftp", ...args];
+  await runCommand(command as string, rest, {
+    input: `${commands.join("\n")}\n`,
+    timeoutMs: 600_000,
+  });
+}
+
 /** OpenSSH `sftp -b -` putting local files into `remoteDir` (created first). */
-export async function sftpPut(s: BenchServers, files: string[], remoteDir: string): Promise<void> {
+export async function sftpPut(
+  s: BenchServers,
+  files: string[],
+  remoteDir: string,
+  opts: { pin?: boolean } = {},
+): Promise<void> {
   const commands = [`mkdir ${remoteDir}`];
   for (const f of files) commands.push(`put ${f} ${remoteDir}/${f.slice(f.lastIndexOf("/") + 1)}`);
-  await opensshSftpBatch(s.sftp, commands, { timeoutMs: 300_000 });
+  await opensshSftp(s.sftp, commands, opts);
+}
+
+/** OpenSSH `sftp -b -` getting remote files into `localDir` (which must exist). */
+export async function sftpGet(
+  s: BenchServers,
+  remoteFiles: string[],
+  localDir: string,
+  opts: { pin?: boolean } = {},
+): Promise<void> {
+  const commands = remoteFiles.map(
+    (f, i) => `get ${f} ${localDir}/${i}-${f.slice(f.lastIndexOf("/") + 1)}`,
+  );
+  await opensshSftp(s.sftp, commands, opts);
 }
 
 /**

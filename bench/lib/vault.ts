@@ -14,6 +14,7 @@ import { type SftpServer, startSftpServer } from "../../test/harness/sshd.js";
 import { builtCli } from "./build.js";
 import { onCleanup } from "./cleanup.js";
 import { sampleProcess } from "./measure.js";
+import { PIN } from "./references.js";
 
 export interface BenchServers {
   ftp: FtpServer;
@@ -39,6 +40,10 @@ export async function startServers(): Promise<BenchServers> {
   return { ftp, sftp, work, identityFile, close };
 }
 
+/** The SFTP vault's transports: the default and the fast one (destination.transport). */
+export const TRANSPORTS = ["ssh2", "openssh"] as const;
+export type Transport = (typeof TRANSPORTS)[number];
+
 /** A config for one benchmark vault: its own destination folder and state dir. */
 export async function vaultConfig(
   s: BenchServers,
@@ -46,17 +51,25 @@ export async function vaultConfig(
   over: {
     sync?: Record<string, unknown>;
     source?: Record<string, unknown>;
+    /** destination.transport (unset: the default, ssh2). */
+    transport?: Transport;
+    /** Another vault's destination and state (e.g. to restore it over another transport). */
+    sameVaultAs?: { destination: string; stateDir: string };
     /** Further sections (mqtt, telegram, schedule...), as they are. */
     sections?: Record<string, unknown>;
   } = {},
 ): Promise<{ file: string; destination: string; stateDir: string }> {
   const dir = join(s.work, name);
-  const destination = join(s.sftp.root, name);
-  const stateDir = join(dir, "state");
+  const destination = over.sameVaultAs?.destination ?? join(s.sftp.root, name);
+  const stateDir = over.sameVaultAs?.stateDir ?? join(dir, "state");
   await mkdir(dir, { recursive: true });
   const file = await writeConfig(dir, {
     source: ftpSource(s.ftp, { stableSeconds: 5, ...over.source }),
-    destination: sftpDestination(s.sftp, destination),
+    destination: sftpDestination(
+      s.sftp,
+      destination,
+      over.transport ? { transport: over.transport } : {},
+    ),
     encryption: { identityFile: s.identityFile },
     state: { dir: stateDir },
     sync: { retries: 0, ...over.sync },
@@ -89,10 +102,19 @@ function cliEnv(): NodeJS.ProcessEnv {
  * Runs the CLI as users run the bin (compiled JavaScript, see build.ts) and samples its peak
  * RSS (VmHWM of the node process).
  */
-export async function runCliMeasured(args: string[], timeoutMs = 300_000): Promise<CliRun> {
+export async function runCliMeasured(
+  args: string[],
+  timeoutMs = 300_000,
+  /** Runs it on core 0 only (taskset), children too: a single-core machine's figure. */
+  opts: { pin?: boolean } = {},
+): Promise<CliRun> {
   const cli = await builtCli();
   const start = performance.now();
-  const child = spawn(process.execPath, [cli, ...args], {
+  // taskset execs the command: the pid sampled is node's either way.
+  const [command, ...rest] = opts.pin
+    ? [...PIN, process.execPath, cli, ...args]
+    : [process.execPath, cli, ...args];
+  const child = spawn(command as string, rest, {
     env: cliEnv(),
     stdio: ["pipe", "pipe", "pipe"],
   });
@@ -134,8 +156,13 @@ export interface SyncSummary {
 export async function runSync(
   configFile: string,
   extra: string[] = [],
+  opts: { pin?: boolean } = {},
 ): Promise<CliRun & { summary: SyncSummary; runMs: number }> {
-  const run = await runCliMeasured(["sync", "--config", configFile, "--json", ...extra]);
+  const run = await runCliMeasured(
+    ["sync", "--config", configFile, "--json", ...extra],
+    600_000,
+    opts,
+  );
   let summary: SyncSummary;
   try {
     summary = JSON.parse(run.stdout) as SyncSummary;

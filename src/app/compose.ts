@@ -7,7 +7,9 @@ import type { Config, LoadedConfig } from "../config/load.js";
 import { AgeVault } from "../crypto/ageVault.js";
 import { Manifest } from "../manifest/manifest.js";
 import { sourceBackends } from "../storage/source/registry.js";
+import { withUploadLimit } from "../storage/uploadLimit.js";
 import { vaultBackends } from "../storage/vault/registry.js";
+import { BandwidthLimit } from "../util/bandwidth.js";
 import { EventBus } from "../util/events.js";
 import type { Logger } from "../util/log.js";
 import { type Keys, vaultKeys } from "./keys.js";
@@ -27,6 +29,8 @@ export class App {
   private keysP: Promise<Keys> | undefined;
   private engineP: Promise<SyncEngine> | undefined;
   private lockP: Promise<SharedLock> | undefined;
+  /** sync.bandwidthLimit: the one token bucket every upload of this process shares. */
+  readonly bandwidth: BandwidthLimit;
 
   constructor(
     readonly loaded: LoadedConfig,
@@ -35,6 +39,7 @@ export class App {
     this.config = loaded.config;
     this.events = new EventBus(logger);
     this.sourceSet = new SourceSet(this.config.sources);
+    this.bandwidth = BandwidthLimit.fromConfig(this.config.sync.bandwidthLimit);
   }
 
   manifest(): Promise<Manifest> {
@@ -76,16 +81,19 @@ export class App {
       this.config.sources.map(async (s, i) => {
         const backend = sourceBackends.get(s.type);
         if (!backend) throw new Error(`sources[${i}]: unknown type ${s.type}`);
+        const configPath = this.config.sources.length > 1 ? `sources[${i}]` : "source";
         const source = await backend.create(s, {
           stateDir: this.config.state.dir,
           logger: this.logger.child({ source: s.name }),
-          configPath: this.config.sources.length > 1 ? `sources[${i}]` : "source",
+          configPath,
         });
         return {
           ref: { name: s.name, prefix: s.prefix },
           source,
           stableSeconds: s.stableSeconds,
+          incompleteAfterSeconds: s.incompleteAfterSeconds,
           extensions: s.extensions,
+          root: { key: `${configPath}.path`, path: String(s.path ?? "/") },
         };
       }),
     );
@@ -104,7 +112,7 @@ export class App {
         logger: this.logger.child({ store: "destination" }),
         configPath: "destination",
       });
-      return new AgeVault(store, await this.keys());
+      return new AgeVault(withUploadLimit(store, this.bandwidth), await this.keys());
     })();
     return this.vaultP;
   }

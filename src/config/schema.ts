@@ -3,6 +3,7 @@ import type { Registry } from "../storage/registry.js";
 import { sourceBackends } from "../storage/source/registry.js";
 import type { Source, VaultStore } from "../storage/types.js";
 import { vaultBackends } from "../storage/vault/registry.js";
+import { BandwidthLimitError, parseBandwidthLimit } from "../util/bandwidth.js";
 import { isValidCron } from "../util/cron.js";
 import { httpSchema } from "./http.js";
 
@@ -16,8 +17,16 @@ const DEFAULT_EXTENSIONS = [".mp4", ".avi", ".mkv", ".mov"];
 /** A source's name: its clips' id prefix, a topic level and a label, so kept plain. */
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
+/** Opt-in alarms; fractions of an hour are allowed (tests use a few seconds). */
+const alertsSchema = z.object({
+  /** Alarm when no new clip was backed up from a source for this long. */
+  staleAfterHours: z.number().positive().optional(),
+});
+
 /** Keys every source has, whatever its type. */
 const sourceKeys = {
+  /** Overrides the top-level `alerts` for this source. */
+  alerts: alertsSchema.optional(),
   /**
    * Clips that cannot be checked (AVI, Matroska) are backed up once two listings this far
    * apart saw them unchanged. motion writes movies in 256 KiB bursts: at 2 fps it leaves one
@@ -25,6 +34,12 @@ const sourceKeys = {
    * for a quieter, smaller-bitrate scene; 60 s outlasts such a gap several times over.
    */
   stableSeconds: z.number().min(0).default(60),
+  /**
+   * A movie never closed (its recording was cut off: the camera lost power, motion was
+   * killed) never proves itself complete; once two listings this far apart saw it unchanged it
+   * is backed up as it is, marked incomplete. Far longer than motion's pauses between bursts.
+   */
+  incompleteAfterSeconds: z.number().min(0).default(300),
   extensions: z
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, "like .mp4"))
     .default(DEFAULT_EXTENSIONS),
@@ -156,6 +171,19 @@ const syncSchema = z.object({
     .number()
     .positive()
     .default(4 * 3600),
+  /** Upload cap: `2M`, `512k`, `off`, or a timetable `"08:00,512k 23:00,off"` (util/bandwidth.ts). */
+  bandwidthLimit: z
+    .union([z.string(), z.number()])
+    .optional()
+    .superRefine((v, ctx) => {
+      if (v === undefined) return;
+      try {
+        parseBandwidthLimit(v);
+      } catch (err) {
+        if (!(err instanceof BandwidthLimitError)) throw err;
+        ctx.addIssue({ code: "custom", message: err.message });
+      }
+    }),
 });
 
 const telegramSchema = z.object({
@@ -163,6 +191,8 @@ const telegramSchema = z.object({
   allowedChatIds: z.array(z.number().int()).default([]),
   apiRoot: z.string().url("must be a URL").default("https://api.telegram.org"),
   maxUploadMB: z.number().positive().default(50),
+  /** A clip over maxUploadMB: cut into parts (ffmpeg, no re-encoding), re-encoded smaller, or not sent. */
+  oversize: z.enum(["split", "shrink", "refuse"]).default("split"),
   notify: z
     .object({
       failures: z.boolean().default(false),
@@ -208,6 +238,7 @@ export function buildConfigSchema(registries: Registries = defaultRegistries) {
     sync: syncSchema.default(() => syncSchema.parse({})),
     http: httpSchema.default(() => httpSchema.parse({})),
     telegram: telegramSchema.default(() => telegramSchema.parse({})),
+    alerts: alertsSchema.default(() => alertsSchema.parse({})),
     /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
     log: z
       .object({

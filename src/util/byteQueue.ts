@@ -36,6 +36,25 @@ export class ByteQueue {
     return out;
   }
 
+  /** The next `n` bytes (`n` <= length) as views of the queued buffers: never a copy. */
+  takeParts(n: number): Buffer[] {
+    this.length -= n;
+    const out: Buffer[] = [];
+    for (let left = n; left > 0; ) {
+      const part = this.parts[0] as Buffer;
+      if (part.length <= left) {
+        out.push(part);
+        this.parts.shift();
+        left -= part.length;
+      } else {
+        out.push(part.subarray(0, left));
+        this.parts[0] = part.subarray(left);
+        left = 0;
+      }
+    }
+    return out;
+  }
+
   clear(): void {
     this.parts = [];
     this.length = 0;

@@ -11,6 +11,8 @@ import {
   type Lab,
   listClips,
   Rng,
+  SFTP_TRANSPORTS,
+  type SftpTransport,
   scenario,
   seedFor,
   startLab,
@@ -28,12 +30,18 @@ const KILLS = 7;
  * entry without its file, the manifest's JSON readable. Then one clean run: every clip verifies,
  * no duplicates, no `.part` strays, totals right.
  */
-describe("faults: sync killed with SIGKILL", { timeout: 120_000 }, () => {
+for (const transport of SFTP_TRANSPORTS) {
+  describe(`faults: sync killed with SIGKILL (${transport})`, { timeout: 120_000 }, () =>
+    killedSyncs(transport),
+  );
+}
+
+function killedSyncs(transport: SftpTransport): void {
   let lab: Lab;
   let proxy: FaultProxy;
 
   beforeAll(async () => {
-    lab = await startLab();
+    lab = await startLab({ transport });
     proxy = await startFaultProxy({ host: lab.sftp.host, port: lab.sftp.port });
   });
 
@@ -114,4 +122,4 @@ describe("faults: sync killed with SIGKILL", { timeout: 120_000 }, () => {
     const listed = await listClips(s);
     expect(listed.map((c) => c.id).sort()).toEqual(clips.map((c) => c.relPath).sort());
   });
-});
+}

@@ -53,21 +53,28 @@ export function seedFor(name: string): number {
   return h;
 }
 
+/** The SFTP vault's transports (destination.transport); fault tests run over each. */
+export const SFTP_TRANSPORTS = ["ssh2", "openssh"] as const;
+export type SftpTransport = (typeof SFTP_TRANSPORTS)[number];
+
 /** A camera FTP server, an SFTP vault and a work folder with the age identity. */
 export interface Lab {
   ftp: FtpServer;
   sftp: SftpServer;
   work: string;
   identityFile: string;
+  /** destination.transport of every scenario's SFTP vault (unset: the default, ssh2). */
+  transport?: SftpTransport;
   close(): Promise<void>;
 }
 
-export async function startLab(): Promise<Lab> {
+export async function startLab(opts: { transport?: SftpTransport } = {}): Promise<Lab> {
   const [ftp, sftp, work] = await Promise.all([startFtpServer(), startSftpServer(), tempDir()]);
   return {
     ftp,
     sftp,
     work,
+    transport: opts.transport,
     identityFile: join(work, "identity.txt"),
     close: async () => {
       await Promise.allSettled([ftp.close(), sftp.close()]);
@@ -115,7 +122,11 @@ export async function scenario(
     destination:
       typeof localDest === "string"
         ? over.destination
-        : sftpDestination(lab.sftp, dest, { timeoutSeconds: 3, ...over.destination }),
+        : sftpDestination(lab.sftp, dest, {
+            timeoutSeconds: 3,
+            ...(lab.transport ? { transport: lab.transport } : {}),
+            ...over.destination,
+          }),
     encryption: { identityFile: lab.identityFile },
     state: { dir: stateDir, ...over.state },
     sync: { retries: 0, ...over.sync },

@@ -4,6 +4,7 @@ import { z } from "zod";
 import { warnIfReadableByOthers } from "../../../util/keyFiles.js";
 import { defineBackend, required } from "../../registry.js";
 import type { VaultStore } from "../../types.js";
+import { normalizeFingerprint } from "./hostKeys.js";
 
 const fingerprint = z
   .string()
@@ -27,10 +28,24 @@ export const sftpVault = defineBackend({
     path: z.string().min(1).default("./data/vault"),
     /** Connect timeout; also how long a silent server is tolerated. */
     timeoutSeconds: z.number().positive().default(30),
+    /** ssh2 (JavaScript, the default) or openssh: the system's `ssh`, far less CPU per MB. */
+    transport: z.enum(["ssh2", "openssh"]).default("ssh2"),
   }),
   secrets: ["password", "passphrase"],
   paths: ["privateKeyFile"],
   check(o, ctx) {
+    if (o.transport === "openssh") {
+      // Nothing secret may reach ssh's command line or a file of ours: key files only.
+      for (const key of ["password", "passphrase"] as const) {
+        if (o[key] !== undefined)
+          ctx.addIssue({
+            code: "custom",
+            path: [key],
+            message:
+              "transport openssh logs in with a privateKeyFile without passphrase only; use transport: ssh2 for a password or an encrypted key",
+          });
+      }
+    }
     if (!o.privateKeyFile && o.password === undefined) {
       ctx.addIssue({
         code: "custom",
@@ -42,6 +57,23 @@ export const sftpVault = defineBackend({
   async create(o, ctx): Promise<VaultStore> {
     if (o.privateKeyFile)
       warnIfReadableByOthers(o.privateKeyFile, "the SSH private key", ctx.logger);
+    if (o.transport === "openssh") {
+      const { createOpensshVault } = await import("./openssh/opensshVault.js");
+      const { checkKeyFileForOpenssh } = await import("./openssh/keyFile.js");
+      const pinned = o.hostKey ? normalizeFingerprint(o.hostKey) : undefined;
+      return createOpensshVault({
+        host: o.host,
+        port: o.port,
+        username: o.username,
+        privateKeyFile: checkKeyFileForOpenssh(o.privateKeyFile ?? "", ctx.configPath),
+        pinned,
+        knownHostsFile: join(ctx.stateDir, "known_hosts"),
+        opensshKnownHostsFile: join(ctx.stateDir, "known_hosts.openssh"),
+        root: o.path,
+        timeoutMs: o.timeoutSeconds * 1000,
+        logger: ctx.logger,
+      });
+    }
     const { createSftpVault } = await import("./sftpVault.js");
     return createSftpVault({
       host: o.host,

@@ -11,7 +11,7 @@
  */
 import { randomBytes } from "node:crypto";
 import { posix } from "node:path";
-import { PassThrough, Transform, type Writable } from "node:stream";
+import { PassThrough, type Readable, Transform, type Writable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type SftpClient from "ssh2-sftp-client";
 import { errorMessage, type Logger, silentLogger } from "../../../util/log.js";
@@ -26,6 +26,7 @@ import {
 import { isNotFound, type Live, openConnection, raceLost, whenLost } from "./connection.js";
 import { HostKeyMismatchError, normalizeFingerprint } from "./hostKeys.js";
 import { type SftpReadWire, sftpReadRange } from "./range.js";
+import { openPipelinedRead, type Ssh2ReadWire } from "./ssh2Read.js";
 import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./upload.js";
 
 export interface SftpVaultOptions {
@@ -239,14 +240,16 @@ export function createSftpVault(opts: SftpVaultOptions): VaultStore & RangeReade
 
     async read(path) {
       const remote = abs(path);
-      let source: ReturnType<SftpClient["createReadStream"]>;
+      let source: Readable;
       let l: Live;
       try {
         l = await connection();
         // Fail here, not later in the stream, when the file is not there.
         const st = await raceLost(l, l.sftp.stat(remote));
         if (!st.isFile) throw new Error("not a regular file");
-        source = l.sftp.createReadStream(remote, { highWaterMark: STREAM_HWM });
+        // Several READs in flight, not ssh2's one-at-a-time read stream (ssh2Read.ts).
+        const wire = (l.sftp as unknown as { sftp: Ssh2ReadWire }).sftp;
+        source = await raceLost(l, openPipelinedRead(wire, remote, st.size));
       } catch (err) {
         throw fail("read", remote, err);
       }

@@ -23,6 +23,16 @@ export interface SftpWire {
     position: number,
     callback: (err?: Error | null) => void,
   ): void;
+  /**
+   * One WRITE of several buffers sent as they are (writev), for transports that can: requests
+   * bigger than the chunks they are made of then cost no copy (openssh/).
+   */
+  writeParts?(
+    handle: Buffer,
+    parts: Buffer[],
+    position: number,
+    callback: (err?: Error | null) => void,
+  ): void;
 }
 
 /**
@@ -61,8 +71,14 @@ function requestSizeFor(sftp: SftpWire, handle: Buffer): number {
  * data while fewer than MAX_IN_FLIGHT_BYTES await replies; `end()` finishes once every write
  * succeeded. The caller opens and closes the handle. After a failure replies are ignored.
  */
-export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable {
-  const piece = requestSizeFor(sftp, handle);
+export function createPipelinedWriter(
+  sftp: SftpWire,
+  handle: Buffer,
+  /** Other transports than ssh2 say their own request size and window (openssh/). */
+  opts: { requestSize?: number; maxInFlight?: number } = {},
+): Writable & { readonly bytesAccepted: number } {
+  const piece = opts.requestSize ?? requestSizeFor(sftp, handle);
+  const maxInFlight = opts.maxInFlight ?? MAX_IN_FLIGHT_BYTES;
   let position = 0;
   let inFlight = 0;
   let failed: Error | undefined;
@@ -70,6 +86,8 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
   let waiting: (() => void) | undefined;
   /** Bytes written to us but not sent yet: less than one request's worth between writes. */
   const carry = new ByteQueue();
+  /** Bytes written to us (all sent once `final` succeeded). */
+  let accepted = 0;
 
   const onReply = (size: number) => (err: Error | undefined | null) => {
     inFlight -= size;
@@ -79,10 +97,14 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
     next?.();
   };
 
-  const send = (data: Buffer) => {
-    inFlight += data.length;
-    sftp.write(handle, data, 0, data.length, position, onReply(data.length));
-    position += data.length;
+  const send = (size: number) => {
+    inFlight += size;
+    if (sftp.writeParts) sftp.writeParts(handle, carry.takeParts(size), position, onReply(size));
+    else {
+      const data = carry.take(size);
+      sftp.write(handle, data, 0, size, position, onReply(size));
+    }
+    position += size;
   };
 
   /** Sends whole requests from `carry` while there is room; `all` sends the last short one too. */
@@ -90,8 +112,8 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
     const step = () => {
       if (failed) return done(failed);
       const ready = () => carry.length >= piece || (all && carry.length > 0);
-      while (inFlight < MAX_IN_FLIGHT_BYTES && ready()) {
-        send(carry.take(Math.min(piece, carry.length)));
+      while (inFlight < maxInFlight && ready()) {
+        send(Math.min(piece, carry.length));
       }
       if (ready()) waiting = step;
       else done();
@@ -99,9 +121,10 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
     step();
   };
 
-  return new Writable({
+  const writer = new Writable({
     highWaterMark: 256 * 1024,
     write(chunk: Buffer, _encoding, callback) {
+      accepted += chunk.length;
       carry.push(chunk);
       pump(false, callback);
     },
@@ -121,6 +144,9 @@ export function createPipelinedWriter(sftp: SftpWire, handle: Buffer): Writable 
       callback(err);
     },
   });
+  return Object.defineProperty(writer, "bytesAccepted", { get: () => accepted }) as Writable & {
+    readonly bytesAccepted: number;
+  };
 }
 
 /** Creates (or truncates) `path` for writing with `mode`; resolves with the handle. */
