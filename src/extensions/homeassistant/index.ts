@@ -46,6 +46,7 @@ type HaContext = Pick<
   | "manifest"
   | "settings"
   | "recipient"
+  | "bandwidth"
 >;
 
 export function createHomeAssistantExtension(
@@ -218,6 +219,7 @@ class HomeAssistant implements Extension {
       log: this.log,
       onBirth: () => this.onBirth(),
       onPauseSet: () => this.scheduleState(),
+      bandwidth: this.ctx.bandwidth,
     });
     this.disposers.push(...subs);
   }
