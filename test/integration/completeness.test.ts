@@ -106,7 +106,8 @@ describe("a movie motion is still writing (local camera folder)", () => {
     // the one name that ever appeared besides the upload's temporary one is the final one
     expect(seen.names.filter((n) => !n.includes(".part-"))).toEqual([final]);
     expect((await listed(l)).map((c) => [c.id, c.sha256])).toEqual([[id, sha256(movie)]]);
-  });
+    // Eight CLI runs: each starts node, which takes seconds on a busy 2-core machine.
+  }, 180_000);
 });
 
 describe("a clip that changes while it is uploaded (local vault, watched)", () => {
