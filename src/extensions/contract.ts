@@ -3,6 +3,7 @@ import type { Config } from "../config/load.js";
 import type { AgeVault } from "../crypto/ageVault.js";
 import type { Manifest } from "../manifest/manifest.js";
 import type { ServiceState } from "../serve/state.js";
+import type { BandwidthLimit } from "../util/bandwidth.js";
 import type { EventBus, RunSummary } from "../util/events.js";
 import type { Logger } from "../util/log.js";
 
@@ -102,6 +103,8 @@ export interface ExtensionContext {
   checkVault(): Promise<boolean>;
   /** The age recipient every clip is encrypted to (the identity is made if there is none yet). */
   recipient(): Promise<string>;
+  /** sync.bandwidthLimit, shared by every upload (Home Assistant's number entity sets it live). */
+  bandwidth?: BandwidthLimit;
 }
 
 export interface Extension {

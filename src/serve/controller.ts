@@ -8,6 +8,7 @@ import type { AgeVault } from "../crypto/ageVault.js";
 import type { Extension, ExtensionContext, Settings } from "../extensions/contract.js";
 import { buildExtensions } from "../extensions/index.js";
 import type { Manifest } from "../manifest/manifest.js";
+import type { BandwidthLimit } from "../util/bandwidth.js";
 import type { EventBus } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { type EmbeddedBroker, startEmbeddedBroker } from "./broker.js";
@@ -51,6 +52,8 @@ export interface ServeDeps {
   engine: SyncEngine;
   lock: SharedLock;
   keys: Keys;
+  /** sync.bandwidthLimit, shared with every upload; Home Assistant may change it live. */
+  bandwidth?: BandwidthLimit;
 }
 
 export class ServeController {
@@ -112,6 +115,7 @@ export class ServeController {
         await deps.vault.store.list("");
         return true;
       },
+      bandwidth: deps.bandwidth,
       logger,
     });
   }
@@ -177,6 +181,7 @@ export class ServeController {
       vault: this.deps.vault,
       checkVault: () => this.state.checkVault(),
       recipient: async () => (await this.deps.keys.identity()).recipient,
+      bandwidth: this.deps.bandwidth,
     };
     this.extensions = buildExtensions(ctx);
     // Home Assistant's extension publishes its own document on <baseTopic>/state; one owner.

@@ -1,6 +1,7 @@
 import { type SourceState, type StatusDocument, statusDocument } from "../app/status.js";
 import type { SourceRef } from "../clips/sources.js";
 import type { Manifest } from "../manifest/manifest.js";
+import type { BandwidthLimit, BandwidthState } from "../util/bandwidth.js";
 import type { EventBus } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 
@@ -26,6 +27,8 @@ export interface ServiceStateDoc extends Omit<StatusDocument, "sources"> {
   nextSync: string | null;
   /** Whether the vault answered lately (null until known). */
   vaultReachable: boolean | null;
+  /** The upload cap in force (sync.bandwidthLimit, or set live from Home Assistant). */
+  bandwidthLimit: BandwidthState | null;
   sources: Record<string, LiveSourceState>;
   at: string;
 }
@@ -45,6 +48,8 @@ export interface ServiceStateDeps {
   sources: ReadonlyArray<SourceRef & { description: string }>;
   /** Lists the vault's root: does it answer? */
   checkVault(): Promise<boolean>;
+  /** sync.bandwidthLimit: its changes (timetable, live) are state changes too. */
+  bandwidth?: Pick<BandwidthLimit, "state" | "onChange">;
   logger: Logger;
 }
 
@@ -110,6 +115,8 @@ export class ServiceState {
       }),
       queue.onPausedChange(() => this.changed()),
     );
+    if (this.deps.bandwidth)
+      this.disposers.push(this.deps.bandwidth.onChange(() => this.changed()));
   }
 
   stop(): void {
@@ -172,6 +179,7 @@ export class ServiceState {
       runsSinceStart: queue.runsStarted,
       nextSync: queue.nextScheduledRun()?.toISOString() ?? null,
       vaultReachable: this.vaultReachable ?? null,
+      bandwidthLimit: this.deps.bandwidth?.state() ?? null,
       sources,
       at: new Date().toISOString(),
     };

@@ -33,7 +33,7 @@ const START_WAIT = 45_000;
 const TEST_TIMEOUT = 90_000;
 const TZ = /(Z|[+-]\d{2}:\d{2})$/;
 /** The vault device's entities (the cameras have 2 each). */
-const VAULT_ENTITIES = 15;
+const VAULT_ENTITIES = 17;
 /** A real JPEG (16x16, one colour, made by ffmpeg): what motionEye writes as `<movie>.thumb`. */
 const THUMB_JPEG = Buffer.from(
   "/9j/4AAQSkZJRgABAgAAAQABAAD//gAQTGF2YzU5LjM3LjEwMAD/2wBDAAgQEBMQExYWFhYWFhoYGhsbGxoaGhobGxsdHR0iIiIdHR0bGx0dICAiIiUmJSMjIiMmJigoKDAwLi44ODpFRVP/xABLAAEBAAAAAAAAAAAAAAAAAAAABgEBAAAAAAAAAAAAAAAAAAAABhABAAAAAAAAAAAAAAAAAAAAABEBAAAAAAAAAAAAAAAAAAAAAP/AABEIABAAEAMBIgACEQADEQD/2gAMAwEAAhEDEQA/AJ4AgGX/2Q==",
@@ -234,6 +234,21 @@ describe("Home Assistant discovery through serve", { timeout: TEST_TIMEOUT }, ()
     const origin = payloads[0]?.origin as Record<string, unknown>;
     expect(origin.support_url).toMatch(/^https:\/\//);
     expect(vaultDevice.configuration_url).toBe(VAULT_PAGE);
+  });
+
+  it("the upload cap number sets sync.bandwidthLimit live; 0 lifts it", async () => {
+    expect((await stateOf()).upload_cap).toBe("off");
+    await mosquittoPub(broker.url, `${BASE}/upload_cap/set`, "256", { qos: 1 });
+    const capped = json(
+      (await retainedUntil(`${BASE}/state`, (m) => json(m[0])?.upload_cap_kib === 256, "256"))[0],
+    );
+    expect(capped.upload_cap).toBe("256 KiB/s");
+    expect(capped.upload_cap_attributes).toMatchObject({
+      bytes_per_second: 262144,
+      set_by: "override",
+    });
+    await mosquittoPub(broker.url, `${BASE}/upload_cap/set`, "0", { qos: 1 });
+    await retainedUntil(`${BASE}/state`, (m) => json(m[0])?.upload_cap === "off", "off");
   });
 
   it("the switch turns backups off; a stopped serve leaves every entity unavailable", async () => {

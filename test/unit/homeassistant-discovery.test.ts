@@ -107,6 +107,25 @@ const ACCEPTED: Record<Component, { keys: string[]; required: string[] }> = {
     ],
     required: ["command_topic"],
   },
+  number: {
+    keys: [
+      ...ENTITY,
+      "command_template",
+      "command_topic",
+      "device_class",
+      "max",
+      "min",
+      "mode",
+      "optimistic",
+      "payload_reset",
+      "retain",
+      "state_topic",
+      "step",
+      "unit_of_measurement",
+      "value_template",
+    ],
+    required: ["command_topic"],
+  },
   event: {
     keys: [...ENTITY, "device_class", "event_types", "state_topic", "value_template"],
     required: ["state_topic", "event_types"],
@@ -239,6 +258,8 @@ describe("Home Assistant discovery payloads", () => {
         "binary_sensor:destination_connection",
         "button:sync_now",
         "switch:backups_enabled",
+        "sensor:upload_cap",
+        "number:upload_cap_kib",
         "event:activity",
       ].sort(),
     );
@@ -387,6 +408,15 @@ describe("Home Assistant discovery payloads", () => {
       command_topic: "motioneye-vault/backups_enabled/set",
       state_topic: "motioneye-vault/state",
     });
+    expect(byId("upload_cap_kib").payload).toMatchObject({
+      command_topic: "motioneye-vault/upload_cap/set",
+      state_topic: "motioneye-vault/state",
+      value_template: "{{ value_json.upload_cap_kib }}",
+      min: 0,
+      unit_of_measurement: "KiB/s",
+      device_class: "data_rate",
+    });
+    expect(byId("upload_cap").payload.value_template).toBe("{{ value_json.upload_cap }}");
     expect(byId("activity").payload).toMatchObject({
       state_topic: "motioneye-vault/event",
       event_types: ["clip_backed_up", "clip_incomplete", "sync_failed"],
@@ -495,6 +525,41 @@ describe("Home Assistant state documents", () => {
     });
     expect(String(s.last_error).length).toBe(MAX_STATE_LENGTH);
     expect((s.last_error_attributes as { message: string }).message.length).toBeGreaterThan(255);
+  });
+
+  it("shows the upload cap as text, its origin as attributes, and in KiB/s for the number", () => {
+    const base = { clips: 0, bytes: 0, pending: 0, syncing: false, backupsEnabled: true };
+    const capped = vaultState({
+      ...base,
+      uploadCap: {
+        bytesPerSecond: 512 * 1024,
+        text: "512 KiB/s",
+        from: "config",
+        configured: "08:00,512k 23:00,off",
+        nextChange: "2024-05-01T21:00:00.000Z",
+      },
+    });
+    expect(capped).toMatchObject({
+      upload_cap: "512 KiB/s",
+      upload_cap_kib: 512,
+      upload_cap_attributes: {
+        bytes_per_second: 524288,
+        set_by: "config",
+        configured: "08:00,512k 23:00,off",
+        next_change: "2024-05-01T21:00:00.000Z",
+      },
+    });
+    const off = vaultState({
+      ...base,
+      uploadCap: {
+        bytesPerSecond: null,
+        text: "off",
+        from: "config",
+        configured: "off",
+        nextChange: null,
+      },
+    });
+    expect(off).toMatchObject({ upload_cap: "off", upload_cap_kib: 0 });
   });
 
   it("maps switch and binary sensors to ON / OFF", () => {

@@ -30,6 +30,7 @@ export function registerServe(program: Command): void {
             engine: await app.engine(),
             lock: await app.lock(),
             keys: await app.keys(),
+            bandwidth: app.bandwidth,
           });
           // Listen before starting anything: a signal during start-up still stops cleanly.
           const stopped = new Promise<NodeJS.Signals>((resolve) => {

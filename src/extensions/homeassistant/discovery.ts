@@ -30,9 +30,17 @@ export {
  *   <base>/thumbnail               the last clip's thumbnail, JPEG bytes (retained)
  *   <base>/sync/set                "Sync now" button command
  *   <base>/backups_enabled/set     "Backups enabled" switch command: ON / OFF
+ *   <base>/upload_cap/set          "Upload cap" number command: KiB/s, 0 for no cap
  */
 
-export type Component = "sensor" | "binary_sensor" | "button" | "switch" | "event" | "image";
+export type Component =
+  | "sensor"
+  | "binary_sensor"
+  | "button"
+  | "switch"
+  | "number"
+  | "event"
+  | "image";
 
 export interface DiscoveryConfig {
   component: Component;
@@ -49,6 +57,7 @@ export interface HaTopics {
   thumbnail: string;
   syncNow: string;
   backupsEnabledSet: string;
+  uploadCapSet: string;
   camera(camera: string): string;
   source(name: string): string;
 }
@@ -61,6 +70,7 @@ export function haTopics(baseTopic: string): HaTopics {
     thumbnail: `${baseTopic}/thumbnail`,
     syncNow: `${baseTopic}/sync/set`,
     backupsEnabledSet: `${baseTopic}/backups_enabled/set`,
+    uploadCapSet: `${baseTopic}/upload_cap/set`,
     camera: (camera) => `${baseTopic}/camera/${cameraSlug(camera)}/state`,
     source: (name) => `${baseTopic}/source/${cameraSlug(name)}/state`,
   };
@@ -265,6 +275,27 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
     payload_on: "ON",
     payload_off: "OFF",
     ...fromState("backups_enabled"),
+  });
+  add("sensor", "upload_cap", vaultDevice, {
+    // sync.bandwidthLimit in force: "512 KiB/s" or "off"; where it comes from in the attributes.
+    name: "Upload bandwidth cap",
+    icon: "mdi:speedometer",
+    ...fromState("upload_cap"),
+    ...attributesFrom("upload_cap_attributes"),
+  });
+  add("number", "upload_cap_kib", vaultDevice, {
+    // Sets the cap live (until the timetable's next change); 0 lifts it.
+    name: "Upload cap",
+    icon: "mdi:speedometer-slow",
+    entity_category: "config",
+    command_topic: topics.uploadCapSet,
+    min: 0,
+    max: 1048576,
+    step: 1,
+    mode: "box",
+    device_class: "data_rate",
+    unit_of_measurement: "KiB/s",
+    ...fromState("upload_cap_kib"),
   });
   add("event", "activity", vaultDevice, {
     name: "Activity",

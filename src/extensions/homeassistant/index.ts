@@ -47,6 +47,7 @@ type HaContext = Pick<
   | "manifest"
   | "settings"
   | "recipient"
+  | "bandwidth"
 >;
 
 export function createHomeAssistantExtension(
@@ -221,6 +222,7 @@ class HomeAssistant implements Extension {
       log: this.log,
       onBirth: () => this.onBirth(),
       onPauseSet: () => this.scheduleState(),
+      bandwidth: this.ctx.bandwidth,
     });
     this.disposers.push(...subs);
   }

@@ -1,4 +1,5 @@
 import type { ServiceStateDoc } from "../../serve/state.js";
+import type { BandwidthState } from "../../util/bandwidth.js";
 import { clipTime } from "../../util/format.js";
 import type { HaTopics } from "./discovery.js";
 
@@ -68,6 +69,8 @@ export interface VaultStateInput {
   stale?: boolean;
   /** The age recipient (`age1...`) of the vault's identity, once known. */
   ageRecipient?: string;
+  /** The upload cap in force (sync.bandwidthLimit). */
+  uploadCap?: BandwidthState | null;
 }
 
 /**
@@ -98,6 +101,17 @@ export function vaultState(
     backups_enabled: onOff(s.backupsEnabled),
     backups_stale: onOff(s.stale),
     age_recipient: s.ageRecipient ?? null,
+    upload_cap: s.uploadCap ? s.uploadCap.text : null,
+    upload_cap_attributes: s.uploadCap
+      ? {
+          bytes_per_second: s.uploadCap.bytesPerSecond,
+          set_by: s.uploadCap.from,
+          configured: s.uploadCap.configured,
+          next_change: s.uploadCap.nextChange,
+        }
+      : {},
+    // The number entity's value: KiB/s, 0 when there is no cap.
+    upload_cap_kib: s.uploadCap ? Math.round((s.uploadCap.bytesPerSecond ?? 0) / 1024) : null,
   };
 }
 
@@ -175,6 +189,7 @@ export function stateDocuments(
       backupsEnabled: !core.paused,
       stale: anySourceStale(core),
       ageRecipient: opts.ageRecipient,
+      uploadCap: core.bandwidthLimit,
     },
     // serve's own state document, which this one replaces on <base>/state.
     core as unknown as Record<string, unknown>,
