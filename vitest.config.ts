@@ -12,7 +12,8 @@ export default defineConfig({
     fileParallelism: true,
     maxWorkers: 2,
     minWorkers: 1,
-    testTimeout: 30_000,
+    // Generous: on a busy 2-core machine a real-server test can take several times its usual time.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
     teardownTimeout: 30_000,
   },

@@ -27,12 +27,77 @@ checks=(
   "bin:age-keygen|age|age identities for the interop tests"
   "bin:python3|python3|makes legacy Fernet files"
   "py:cryptography|python3-cryptography|python3 'cryptography.fernet' for legacy files"
+  "py:boto3|python3-boto3|boto3 lists, downloads and uploads to the test S3 server (interop, benchmark)"
+  "bin:openssl|openssl|a throwaway CA for the S3-over-TLS test"
   "bin:rclone|rclone|benchmark baseline"
+  "bin:ffmpeg|ffmpeg|makes test videos; the Telegram bot cuts, thumbnails and previews clips with it"
+  "bin:ffprobe|ffmpeg|the Telegram bot reads a clip's duration and size; tests check the parts play"
   "bin:shellcheck|shellcheck|lints the Home Assistant add-on's run script"
   "bin:busybox|busybox|runs the add-on's run script with the shell of its Alpine image"
   "bin:useradd|passwd|the FTP test account"
   "bin:chpasswd|passwd|the FTP test account"
+  "file:/usr/bin/motion|motion|the real motion daemon records the camera tests' movies"
+  "bin:ffmpeg|ffmpeg|renders the test camera's frames, motionEye's .thumb files, Telegram splits"
+  "bin:ffprobe|ffmpeg|checks that backed-up movies are playable"
+  "bin:busybox|busybox|motioneye.sh under busybox sh, as on motionEyeOS"
+  "bin:curl|curl|motioneye.sh's HTTP fallback (motionEyeOS has no mosquitto_pub)"
+  "bin:openssl|openssl|the password hash of the test ProFTPD's user"
+  "bin:apt-get|apt|unpacks Debian's proftpd-core for the ProFTPD tests (see below)"
+  "bin:dpkg-deb|dpkg|unpacks Debian's proftpd-core for the ProFTPD tests"
 )
+
+# ProFTPD (what motionEyeOS runs) cannot be installed next to vsftpd (Debian's proftpd-core
+# conflicts with it), so it is unpacked, not installed, into a cache folder that
+# test/harness/proftpd.ts reads; the libraries it links to are installed as usual.
+cache_root="${MEVAULT_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/motioneye-vault}"
+proftpd_dir="$cache_root/proftpd"
+proftpd_bin="$proftpd_dir/root/usr/sbin/proftpd"
+
+proftpd_ready() {
+  [[ -x $proftpd_bin ]] && ! ldd "$proftpd_bin" 2>/dev/null | grep -q "not found"
+}
+
+# apt-get download + dpkg -x into $proftpd_dir (idempotent), then the missing libraries.
+unpack_proftpd() {
+  if [[ ! -x $proftpd_bin ]]; then
+    echo "ensure-deps: unpacking Debian's proftpd-core into $proftpd_dir (not installed: it conflicts with vsftpd)" >&2
+    local tmp
+    tmp=$(mktemp -d)
+    chmod 755 "$tmp" # apt-get download runs as _apt when it can
+    if ! (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root proftpd-core </dev/null >&2 2>&1); then
+      "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
+      (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root proftpd-core </dev/null >&2 2>&1)
+    fi
+    mkdir -p "$proftpd_dir"
+    rm -rf "$proftpd_dir/root"
+    dpkg-deb -x "$tmp"/proftpd-core_*.deb "$proftpd_dir/root"
+    dpkg-deb -f "$tmp"/proftpd-core_*.deb Version >"$proftpd_dir/version"
+    # the libraries it links to: every lib* package among its Depends
+    dpkg-deb -f "$tmp"/proftpd-core_*.deb Depends | tr ',' '\n' | sed 's/([^)]*)//g; s/|.*//; s/ //g' |
+      grep '^lib' >"$proftpd_dir/library-packages" || true
+    rm -rf "$tmp"
+  fi
+  if ldd "$proftpd_bin" | grep -q "not found"; then
+    local libs=()
+    while IFS= read -r pkg; do
+      [[ -n $pkg ]] || continue
+      dpkg -s "$pkg" >/dev/null 2>&1 || libs+=("$pkg")
+    done <"$proftpd_dir/library-packages"
+    if [[ ${#libs[@]} -gt 0 ]]; then
+      echo "ensure-deps: installing ProFTPD's libraries: ${libs[*]}" >&2
+      "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+        "${libs[@]}" </dev/null >&2 ||
+        { "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2 &&
+          "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+            "${libs[@]}" </dev/null >&2; }
+    fi
+  fi
+  if ! proftpd_ready; then
+    echo "ensure-deps: ProFTPD at $proftpd_bin still misses libraries:" >&2
+    ldd "$proftpd_bin" | grep "not found" >&2 || true
+    return 1
+  fi
+}
 
 have() {
   local what="$1"
@@ -54,15 +119,18 @@ for entry in "${checks[@]}"; do
   fi
 done
 
-if [[ ${#missing_pkgs[@]} -eq 0 ]]; then
+if [[ ${#missing_pkgs[@]} -eq 0 ]] && proftpd_ready; then
   exit 0
 fi
 
-echo "ensure-deps: the integration tests need programs that are missing:" >&2
-printf '%s\n' "${reasons[@]}" >&2
+if [[ ${#missing_pkgs[@]} -gt 0 ]]; then
+  echo "ensure-deps: the integration tests need programs that are missing:" >&2
+  printf '%s\n' "${reasons[@]}" >&2
+fi
 
 if [[ $check_only -eq 1 ]]; then
-  echo "ensure-deps: install them with: apt-get install ${missing_pkgs[*]}" >&2
+  [[ ${#missing_pkgs[@]} -eq 0 ]] || echo "ensure-deps: install them with: apt-get install ${missing_pkgs[*]}" >&2
+  proftpd_ready || echo "ensure-deps: ProFTPD is not unpacked (with its libraries) at $proftpd_dir: run this script without --check" >&2
   exit 1
 fi
 
@@ -77,11 +145,11 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
   as_root=(sudo -n)
 else
   echo "ensure-deps: installing needs root and passwordless sudo is not available." >&2
-  echo "ensure-deps: run as root: apt-get update && apt-get install -y ${missing_pkgs[*]}" >&2
+  echo "ensure-deps: run as root: apt-get update && apt-get install -y ${missing_pkgs[*]}, then this script" >&2
   exit 1
 fi
 
-echo "ensure-deps: installing with apt-get: ${missing_pkgs[*]}" >&2
+[[ ${#missing_pkgs[@]} -eq 0 ]] || echo "ensure-deps: installing with apt-get: ${missing_pkgs[*]}" >&2
 
 # Keep package scripts from starting system services (a system sshd, vsftpd on :21, a
 # mosquitto on :1883): the tests run their own on free ports. policy-rc.d exit 101 =
@@ -99,10 +167,12 @@ if [[ ! -e $policy ]]; then
 fi
 
 export DEBIAN_FRONTEND=noninteractive
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
-"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
-  "${missing_pkgs[@]}" </dev/null >&2
+if [[ ${#missing_pkgs[@]} -gt 0 ]]; then
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q </dev/null >&2
+  "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+    -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold \
+    "${missing_pkgs[@]}" </dev/null >&2
+fi
 
 # Check again: report anything still missing (e.g. `python3` on PATH is a pyenv/venv
 # interpreter without the module, while Debian's /usr/bin/python3 now has it).
@@ -119,4 +189,5 @@ if [[ ${#still[@]} -gt 0 ]]; then
   fi
   exit 1
 fi
+unpack_proftpd || exit 1
 echo "ensure-deps: done; all test dependencies are installed." >&2

@@ -81,16 +81,19 @@ export class App {
       this.config.sources.map(async (s, i) => {
         const backend = sourceBackends.get(s.type);
         if (!backend) throw new Error(`sources[${i}]: unknown type ${s.type}`);
+        const configPath = this.config.sources.length > 1 ? `sources[${i}]` : "source";
         const source = await backend.create(s, {
           stateDir: this.config.state.dir,
           logger: this.logger.child({ source: s.name }),
-          configPath: this.config.sources.length > 1 ? `sources[${i}]` : "source",
+          configPath,
         });
         return {
           ref: { name: s.name, prefix: s.prefix },
           source,
           stableSeconds: s.stableSeconds,
+          incompleteAfterSeconds: s.incompleteAfterSeconds,
           extensions: s.extensions,
+          root: { key: `${configPath}.path`, path: String(s.path ?? "/") },
         };
       }),
     );

@@ -29,7 +29,8 @@ export interface StatusDocument {
   lastSuccessAt: string | null;
   lastError: { message: string; at: string } | null;
   lastClip: { id: string; camera: string; at: string } | null;
-  totals: { clips: number; bytes: number };
+  /** `incomplete`: clips backed up as they were after their recording was cut off. */
+  totals: { clips: number; bytes: number; incomplete: number };
   pending: number;
   sources: Record<string, SourceState>;
 }
@@ -61,7 +62,11 @@ export function statusDocument(
     lastSuccessAt: st.lastSuccessAt ?? null,
     lastError: st.lastError ?? null,
     lastClip: st.lastClip ?? null,
-    totals: { ...st.totals },
+    totals: {
+      clips: st.totals.clips,
+      bytes: st.totals.bytes,
+      incomplete: st.totals.incomplete ?? 0,
+    },
     // The configured sources' (a source renamed or removed since keeps no pending clips).
     pending: Object.values(perSource).reduce((n, s) => n + s.pending, 0),
     sources: perSource,

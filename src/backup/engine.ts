@@ -93,6 +93,8 @@ export class SyncEngine {
         clipTimeoutMs: deps.clipTimeoutMs ?? 4 * 3600_000,
         now,
         camera: opts.camera,
+        // A bare camera name over several sources need not be on each of them.
+        cameraMustExist: opts.camera !== undefined && parts.length === 1,
         date: opts.date,
         dryRun: opts.dryRun,
         priority: opts.priority,

@@ -31,6 +31,14 @@ export interface PlanInput<C extends PlanClip> {
   settled?: readonly string[];
   /** What the file says, for every clip `needsCheck` picked (the engine reads them). */
   verdicts?: ReadonlyMap<string, Completeness>;
+  /**
+   * How long a movie that is not complete must stay unchanged (size and mtime, across two
+   * sightings) before it is backed up as it is, marked incomplete: its recording was cut off
+   * (motion killed, power lost) and it will never be closed. Default: never.
+   */
+  incompleteAfterMs?: number;
+  /** Clips in the vault recorded incomplete: the mtime they had, by id (see isBackedUp). */
+  backedUpIncomplete?: ReadonlyMap<string, number>;
 }
 
 export interface PendingClip<C extends PlanClip = PlanClip> {
@@ -47,6 +55,8 @@ export interface Plan<C extends PlanClip = PlanClip> {
   alreadyBackedUp: number;
   /** Clips in `toUpload` whose backed-up copy has another size: the size of that copy. */
   changedAfterBackup: Map<string, number>;
+  /** Ids in `toUpload` that go up as they are, never closed: recorded `incomplete`. */
+  incomplete: Set<string>;
   /** Sightings to keep for the clips not backed up. */
   sightings: Record<string, Sighting>;
 }
@@ -64,8 +74,26 @@ export const INCOMPLETE_RECHECK_MAX_MS = 10 * 60_000;
  * True for a clip whose file must be read before planning: not in the vault at this size, and
  * of a container the completeness check can judge. Clips already backed up cost nothing.
  */
-export function needsCheck(clip: PlanClip, backedUp: ReadonlyMap<string, number>): boolean {
-  return backedUp.get(clip.id) !== clip.size && isCheckable(clip.name);
+export function needsCheck(
+  clip: PlanClip,
+  backedUp: ReadonlyMap<string, number>,
+  backedUpIncomplete?: ReadonlyMap<string, number>,
+): boolean {
+  return !isBackedUp(clip, backedUp, backedUpIncomplete) && isCheckable(clip.name);
+}
+
+/**
+ * The vault has this clip as it is now: same size; for a clip recorded incomplete, the same
+ * mtime too (a camera that came back may write into it without changing its size for a while).
+ */
+export function isBackedUp(
+  clip: PlanClip,
+  backedUp: ReadonlyMap<string, number>,
+  backedUpIncomplete?: ReadonlyMap<string, number>,
+): boolean {
+  if (backedUp.get(clip.id) !== clip.size) return false;
+  const mtimeMs = backedUpIncomplete?.get(clip.id);
+  return mtimeMs === undefined || mtimeMs === clip.mtimeMs;
 }
 
 /**
@@ -75,19 +103,24 @@ export function needsCheck(clip: PlanClip, backedUp: ReadonlyMap<string, number>
  * - any other clip when motion named it as finished (a trigger), or when two listings at least
  *   `stableMs` apart saw it with the same size and mtime (never from its mtime's age alone:
  *   motion leaves a movie untouched for seconds between bursts).
+ * One exception, so that the recording cut off by a thief is not lost: an MP4/MOV that is not
+ * complete and was seen unchanged for `incompleteAfterMs` is backed up as it is, marked
+ * incomplete. If it changes later it is planned again like any clip whose copy differs.
  */
 export function planSync<C extends PlanClip>(input: PlanInput<C>): Plan<C> {
   const { nowMs, stableMs } = input;
   const toUpload: C[] = [];
   const pending: Array<PendingClip<C>> = [];
   const changedAfterBackup = new Map<string, number>();
+  const incomplete = new Set<string>();
+  const incompleteAfterMs = input.incompleteAfterMs ?? Number.POSITIVE_INFINITY;
   const sightings: Record<string, Sighting> = {};
   let alreadyBackedUp = 0;
   const namedSettled = new Set(input.settled ?? []);
 
   for (const clip of input.listing) {
     const doneSize = input.backedUp.get(clip.id);
-    if (doneSize === clip.size) {
+    if (isBackedUp(clip, input.backedUp, input.backedUpIncomplete)) {
       alreadyBackedUp++;
       continue;
     }
@@ -105,11 +138,18 @@ export function planSync<C extends PlanClip>(input: PlanInput<C>): Plan<C> {
     let wait: { settleAt: number; reason: string } | undefined;
     if (verdict.state === "incomplete") {
       const unchangedFor = nowMs - firstSeenMs;
-      const recheckIn = Math.min(
-        INCOMPLETE_RECHECK_MAX_MS,
-        Math.max(INCOMPLETE_RECHECK_MS, unchangedFor),
-      );
-      wait = { settleAt: nowMs + recheckIn, reason: verdict.reason };
+      if (unchanged && unchangedFor >= incompleteAfterMs) {
+        incomplete.add(clip.id);
+      } else {
+        const recheckIn = Math.min(
+          INCOMPLETE_RECHECK_MAX_MS,
+          Math.max(INCOMPLETE_RECHECK_MS, unchangedFor),
+        );
+        wait = {
+          settleAt: Math.min(nowMs + recheckIn, firstSeenMs + incompleteAfterMs),
+          reason: verdict.reason,
+        };
+      }
     } else if (
       verdict.state === "unknown" &&
       !namedSettled.has(clip.id) &&
@@ -135,5 +175,5 @@ export function planSync<C extends PlanClip>(input: PlanInput<C>): Plan<C> {
     const pb = priority.has(b.id) ? 0 : 1;
     return pa - pb || a.mtimeMs - b.mtimeMs || (a.id < b.id ? -1 : 1);
   });
-  return { toUpload, pending, alreadyBackedUp, changedAfterBackup, sightings };
+  return { toUpload, pending, alreadyBackedUp, changedAfterBackup, incomplete, sightings };
 }

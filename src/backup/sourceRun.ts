@@ -10,6 +10,7 @@ import { errorMessage, type Logger } from "../util/log.js";
 import { isPermanent, withRetry } from "../util/retry.js";
 import { INCOMPLETE_RECHECK_MS, needsCheck, type Plan, planSync } from "./plan.js";
 import { type SourceClip, scanSource } from "./scan.js";
+import { checkCameraFolder, checkSourceRoot, type SourceRootInfo } from "./sourceRoot.js";
 import { sweepStrayUploads } from "./sweep.js";
 import { ClipChangedError, transferClip } from "./transfer.js";
 import { withWatchdog } from "./watchdog.js";
@@ -19,7 +20,11 @@ export interface SourcePart {
   ref: SourceRef;
   source: Source;
   stableSeconds: number;
+  /** A movie never closed is backed up as it is once unchanged this long (see planSync). */
+  incompleteAfterSeconds: number;
   extensions: readonly string[];
+  /** The config key and value of its root, to name them when the root is missing. */
+  root?: SourceRootInfo;
 }
 
 /** What every source's part of one run shares. */
@@ -38,6 +43,8 @@ export interface RunContext {
   clipTimeoutMs: number;
   now: () => number;
   camera?: string;
+  /** The run is one source's camera: a missing folder is a failure, not "0 clips". */
+  cameraMustExist?: boolean;
   date?: string;
   dryRun?: boolean;
   priority?: readonly string[];
@@ -64,6 +71,11 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
 
   let listing: SourceClip[];
   try {
+    const root = part.root ?? { key: `${ref.name}.path`, path: "/" };
+    await checkSourceRoot(part.source, root);
+    if (ctx.camera !== undefined && ctx.cameraMustExist) {
+      await checkCameraFolder(part.source, root, ctx.camera);
+    }
     listing = await scanSource(part.source, ref, ctx.sources, {
       extensions: part.extensions,
       camera: ctx.camera,
@@ -88,13 +100,19 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
   }
 
   const backedUp = new Map<string, number>();
+  const backedUpIncomplete = new Map<string, number>();
   for (const date of new Set(listing.map((c) => c.date))) {
-    for (const rec of await ctx.manifest.listDate(date)) backedUp.set(rec.id, rec.size);
+    for (const rec of await ctx.manifest.listDate(date)) {
+      backedUp.set(rec.id, rec.size);
+      if (rec.incomplete) backedUpIncomplete.set(rec.id, rec.mtimeMs);
+    }
   }
   // Only clips not yet in the vault at this size are read (a few bytes each).
   const verdicts = await checkClips(
     part.source,
-    listing.filter((c) => needsCheck(c, backedUp)).map((c) => ({ id: c.path, size: c.size })),
+    listing
+      .filter((c) => needsCheck(c, backedUp, backedUpIncomplete))
+      .map((c) => ({ id: c.path, size: c.size })),
     log,
   );
   const plan = planSync({
@@ -103,6 +121,8 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
     sightings: ctx.manifest.status.sightings,
     nowMs: ctx.now(),
     stableMs: part.stableSeconds * 1000,
+    incompleteAfterMs: part.incompleteAfterSeconds * 1000,
+    backedUpIncomplete,
     priority: ctx.priority,
     settled: ctx.settled,
     // The checks read the source's paths; the plan speaks vault ids.
@@ -119,6 +139,12 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
   for (const [id, backedUpSize] of plan.changedAfterBackup) {
     const size = plan.toUpload.find((c) => c.id === id)?.size;
     log.warn({ clip: id, backedUpSize, size }, "clip changed after backup; backing it up again");
+  }
+  for (const id of plan.incomplete) {
+    log.warn(
+      { clip: id, incompleteAfterSeconds: part.incompleteAfterSeconds },
+      "movie never closed (its recording was cut off) and unchanged: backing it up as it is, marked incomplete",
+    );
   }
   let nextSettleAt = plan.pending.length
     ? Math.min(...plan.pending.map((p) => p.settleAt))
@@ -159,7 +185,7 @@ export async function runSource(part: SourcePart, ctx: RunContext): Promise<Sour
     new Set(plan.toUpload.map((c) => posix.dirname(remotePathOf(c.id)))),
     log,
   );
-  const done = await uploadAll(plan.toUpload, part, ctx, log);
+  const done = await uploadAll(plan.toUpload, part, ctx, log, plan.incomplete);
   // Clips that changed while they were backed up: pending, for a later run.
   const notDone = plan.toUpload.filter((c) => !done.ids.has(c.id) && !done.changed.has(c.id));
   if (done.changed.size > 0) {
@@ -190,6 +216,7 @@ async function uploadAll(
   part: SourcePart,
   ctx: RunContext,
   log: Logger,
+  incomplete: ReadonlySet<string>,
 ): Promise<{ ids: Set<string>; changed: Set<string>; bytes: number; firstError?: string }> {
   const ids = new Set<string>();
   const changed = new Set<string>();
@@ -203,6 +230,7 @@ async function uploadAll(
     events: ctx.events,
     logger: log,
     now: ctx.now,
+    incomplete,
   };
   const one = async (clip: SourceClip) => {
     if (fatal || ctx.signal?.aborted) return;
@@ -244,8 +272,12 @@ async function uploadAll(
         date: rec.date,
         size: rec.size,
         at: rec.uploadedAt,
+        ...(rec.incomplete ? { incomplete: true as const } : {}),
       });
-      log.info({ clip: clip.id, size: clip.size }, "clip backed up");
+      log.info(
+        { clip: clip.id, size: clip.size, ...(rec.incomplete ? { incomplete: true } : {}) },
+        "clip backed up",
+      );
     } catch (err) {
       if (err instanceof ClipChangedError) {
         changed.add(clip.id);

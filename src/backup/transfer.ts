@@ -3,7 +3,7 @@ import type { AgeVault } from "../crypto/ageVault.js";
 import type { ClipRecord, Manifest } from "../manifest/manifest.js";
 import type { Source } from "../storage/types.js";
 import type { EventBus } from "../util/events.js";
-import type { Logger } from "../util/log.js";
+import { errorMessage, type Logger } from "../util/log.js";
 import type { SourceClip } from "./scan.js";
 
 export interface TransferDeps {
@@ -13,6 +13,8 @@ export interface TransferDeps {
   events: EventBus;
   logger: Logger;
   now: () => number;
+  /** Ids the plan backs up as they are, never closed: recorded `incomplete`. */
+  incomplete?: ReadonlySet<string>;
 }
 
 /**
@@ -64,9 +66,20 @@ export async function transferClip(
 
   const input = await source.read(clip.path);
   const remotePath = remotePathOf(clip.id);
+  // Who failed, when the put fails: the camera's stream (an error, or a clip that changed size)
+  // or the vault. Only the vault's failures say the destination is not working.
+  let inputErrored = false;
+  let inputEnded = false;
   let plainBytes = 0;
-  const sealed = await deps.vault
-    .put(remotePath, input, {
+  input.once("error", () => {
+    inputErrored = true;
+  });
+  input.once("end", () => {
+    inputEnded = true;
+  });
+  let sealed: Awaited<ReturnType<typeof deps.vault.put>>;
+  try {
+    sealed = await deps.vault.put(remotePath, input, {
       plainSize: clip.size,
       onPlainBytes: (bytes) => {
         plainBytes = bytes;
@@ -76,15 +89,24 @@ export async function transferClip(
       onCipherChunk: touch,
       beforeCommit: recheck,
       signal,
-    })
-    .catch((err: unknown) => {
-      if (changedMeanwhile) throw changedMeanwhile;
-      // More bytes than listed can only come from a file that grew since.
-      if (plainBytes > clip.size) {
-        throw new ClipChangedError(`grew from ${clip.size} bytes while it was read`);
-      }
-      throw err;
     });
+  } catch (err) {
+    if (changedMeanwhile) throw changedMeanwhile;
+    // More bytes than listed can only come from a file that grew since.
+    if (plainBytes > clip.size) {
+      throw new ClipChangedError(`grew from ${clip.size} bytes while it was read`);
+    }
+    const sourceAtFault = inputErrored || (inputEnded && plainBytes !== clip.size);
+    if (!sourceAtFault && !signal.aborted) {
+      events.emit("destinationFailed", {
+        runId,
+        id: clip.id,
+        error: errorMessage(err),
+        at: new Date(deps.now()).toISOString(),
+      });
+    }
+    throw err;
+  }
   // Given up on meanwhile: the file is complete, but this attempt already counts as failed.
   signal.throwIfAborted();
   const record: ClipRecord = {
@@ -100,6 +122,7 @@ export async function transferClip(
     remoteSize: sealed.remoteSize,
     uploadedAt: new Date(deps.now()).toISOString(),
     format: "age",
+    ...(deps.incomplete?.has(clip.id) ? { incomplete: true as const } : {}),
   };
   await deps.manifest.record(record);
   return record;

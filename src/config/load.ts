@@ -32,7 +32,10 @@ export interface SourceConfig extends Record<string, unknown> {
   prefix: string;
   type: string;
   stableSeconds: number;
+  incompleteAfterSeconds: number;
   extensions: string[];
+  /** Overrides the top-level `alerts` for this source. */
+  alerts?: { staleAfterHours?: number };
 }
 
 export interface DestinationConfig extends Record<string, unknown> {

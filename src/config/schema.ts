@@ -17,8 +17,16 @@ const DEFAULT_EXTENSIONS = [".mp4", ".avi", ".mkv", ".mov"];
 /** A source's name: its clips' id prefix, a topic level and a label, so kept plain. */
 export const SOURCE_NAME = /^[a-z0-9][a-z0-9_-]*$/;
 
+/** Opt-in alarms; fractions of an hour are allowed (tests use a few seconds). */
+const alertsSchema = z.object({
+  /** Alarm when no new clip was backed up from a source for this long. */
+  staleAfterHours: z.number().positive().optional(),
+});
+
 /** Keys every source has, whatever its type. */
 const sourceKeys = {
+  /** Overrides the top-level `alerts` for this source. */
+  alerts: alertsSchema.optional(),
   /**
    * Clips that cannot be checked (AVI, Matroska) are backed up once two listings this far
    * apart saw them unchanged. motion writes movies in 256 KiB bursts: at 2 fps it leaves one
@@ -26,6 +34,12 @@ const sourceKeys = {
    * for a quieter, smaller-bitrate scene; 60 s outlasts such a gap several times over.
    */
   stableSeconds: z.number().min(0).default(60),
+  /**
+   * A movie never closed (its recording was cut off: the camera lost power, motion was
+   * killed) never proves itself complete; once two listings this far apart saw it unchanged it
+   * is backed up as it is, marked incomplete. Far longer than motion's pauses between bursts.
+   */
+  incompleteAfterSeconds: z.number().min(0).default(300),
   extensions: z
     .array(z.string().regex(/^\.[A-Za-z0-9]+$/, "like .mp4"))
     .default(DEFAULT_EXTENSIONS),
@@ -177,6 +191,8 @@ const telegramSchema = z.object({
   allowedChatIds: z.array(z.number().int()).default([]),
   apiRoot: z.string().url("must be a URL").default("https://api.telegram.org"),
   maxUploadMB: z.number().positive().default(50),
+  /** A clip over maxUploadMB: cut into parts (ffmpeg, no re-encoding), re-encoded smaller, or not sent. */
+  oversize: z.enum(["split", "shrink", "refuse"]).default("split"),
   notify: z
     .object({
       failures: z.boolean().default(false),
@@ -222,6 +238,7 @@ export function buildConfigSchema(registries: Registries = defaultRegistries) {
     sync: syncSchema.default(() => syncSchema.parse({})),
     http: httpSchema.default(() => httpSchema.parse({})),
     telegram: telegramSchema.default(() => telegramSchema.parse({})),
+    alerts: alertsSchema.default(() => alertsSchema.parse({})),
     /** Unset: `serve` logs at info, one-shot commands at warn (their output says what happened). */
     log: z
       .object({

@@ -35,6 +35,11 @@ export interface ClipRecord {
   remoteSize: number;
   uploadedAt: string;
   format: "age" | "fernet";
+  /**
+   * A movie never closed (its recording was cut off), backed up as it was once it stopped
+   * changing; absent for complete clips.
+   */
+  incomplete?: true;
 }
 
 export interface Sighting {
@@ -58,7 +63,8 @@ export interface SourceStatus {
 
 export interface StateDoc {
   version: 1;
-  totals: { clips: number; bytes: number };
+  /** `incomplete`: clips recorded incomplete (absent in a state written before they existed). */
+  totals: { clips: number; bytes: number; incomplete?: number };
   lastRun?: RunSummary;
   lastSuccessAt?: string;
   lastError?: { message: string; at: string };
@@ -78,6 +84,15 @@ interface ShardDoc {
 }
 
 const MAX_RUNS = 50;
+
+/** 1 for a clip recorded incomplete. */
+const marks = (clip: ClipRecord | undefined): number => (clip?.incomplete ? 1 : 0);
+export const incompleteCount = (st: Readonly<StateDoc>): number => st.totals.incomplete ?? 0;
+/** Written only while there are some: a vault without incomplete clips keeps its totals as they were. */
+function setIncomplete(st: StateDoc, n: number): void {
+  if (n > 0) st.totals.incomplete = n;
+  else delete st.totals.incomplete;
+}
 
 function compactJson<T>(path: string): DurableJsonFile<T> {
   return new DurableJsonFile<T>(path);
@@ -162,6 +177,7 @@ export class Manifest {
     const st = this.state.data;
     st.totals.clips += previous ? 0 : 1;
     st.totals.bytes += clip.size - (previous?.size ?? 0);
+    setIncomplete(st, incompleteCount(st) + marks(clip) - marks(previous));
     st.lastClip = { id: clip.id, camera: clip.camera, at: clip.uploadedAt };
     if (clip.source) this.sourceStatus(clip.source).lastClip = st.lastClip;
     delete st.sightings[clip.id];
@@ -177,6 +193,7 @@ export class Manifest {
     await s.write();
     this.state.data.totals.clips -= 1;
     this.state.data.totals.bytes -= previous.size;
+    setIncomplete(this.state.data, incompleteCount(this.state.data) - marks(previous));
     await this.state.write();
     return previous;
   }
@@ -184,9 +201,18 @@ export class Manifest {
   /** Recomputes totals from the shards (after a crash between a shard write and the state write). */
   async reconcileTotals(): Promise<void> {
     const all = await this.all();
-    const totals = { clips: all.length, bytes: all.reduce((n, c) => n + c.size, 0) };
+    const incomplete = all.reduce((n, c) => n + marks(c), 0);
+    const totals = {
+      clips: all.length,
+      bytes: all.reduce((n, c) => n + c.size, 0),
+      ...(incomplete > 0 ? { incomplete } : {}),
+    };
     const t = this.state.data.totals;
-    if (t.clips !== totals.clips || t.bytes !== totals.bytes) {
+    if (
+      t.clips !== totals.clips ||
+      t.bytes !== totals.bytes ||
+      incompleteCount(this.state.data) !== incomplete
+    ) {
       this.state.data.totals = totals;
       await this.state.write();
     }

@@ -22,6 +22,7 @@ import { applyRetention } from "./retention.js";
 import { Scheduler } from "./schedule.js";
 import { lockedSettings } from "./settings.js";
 import { sourceView } from "./sourceView.js";
+import { StalenessWatch, staleThresholds } from "./staleness.js";
 import { ServiceState } from "./state.js";
 import { StatePublisher } from "./statePublisher.js";
 import { Triggers } from "./triggers.js";
@@ -66,6 +67,7 @@ export class ServeController {
   private scheduler: Scheduler | undefined;
   private publisher: StatePublisher | undefined;
   private extensions: Extension[] = [];
+  private staleness: StalenessWatch | undefined;
   private http: HttpListener | undefined;
   private readonly intake: TriggerIntake;
   private stopping: Promise<void> | undefined;
@@ -107,6 +109,9 @@ export class ServeController {
       queue: this.queue,
       sources: deps.sources.map((p) => ({ ...p.ref, description: p.source.description })),
       checkVault: async () => {
+        // A root under a regular file lists as [] (like an absent one): look at the root itself.
+        const root = await deps.vault.store.stat("");
+        if (root && root.kind !== "dir") return false;
         await deps.vault.store.list("");
         return true;
       },
@@ -217,10 +222,24 @@ export class ServeController {
       },
       "serve running",
     );
-    this.queue.request({ origin: "startup" }).then(
-      (s) => this.log.debug({ run: s.runId }, "startup run done"),
-      () => {}, // logged by the queue
-    );
+    this.staleness = new StalenessWatch({
+      thresholds: staleThresholds(config),
+      manifest: this.deps.manifest,
+      settings: this.settings,
+      events: this.deps.events,
+      logger: this.log,
+    });
+    this.queue
+      .request({ origin: "startup" })
+      .then(
+        (s) => this.log.debug({ run: s.runId }, "startup run done"),
+        () => {}, // logged by the queue
+      )
+      // Judged after the startup run: a restart after a long stop is not an alarm by itself.
+      .then(() => (this.stopping ? undefined : this.staleness?.start()))
+      .catch((err: unknown) =>
+        this.log.warn({ err: errorMessage(err) }, "the staleness alarm did not start"),
+      );
   }
 
   /** Idempotent. No new work, abandon the run in flight if it does not end soon, go offline. */
@@ -265,6 +284,7 @@ export class ServeController {
       running: this.queue.running,
       stopping: this.stopping !== undefined,
       nowMs: Date.now(),
+      destinationConnected: this.state.snapshot().vaultReachable,
     });
   }
 
@@ -300,6 +320,7 @@ export class ServeController {
     const httpStopped = this.http ? within(this.http.stop(), 1500) : Promise.resolve(true);
     this.stopSignal.abort();
     this.scheduler?.stop();
+    const stalenessStopped = this.staleness?.stop();
     const slotFree = this.queue.stop();
     const extensionsStopped = Promise.allSettled(
       [...this.extensions].reverse().map((ext) =>
@@ -324,6 +345,7 @@ export class ServeController {
     if (!free) this.log.error("the run in progress did not stop; leaving it");
 
     await extensionsStopped;
+    if (stalenessStopped) await within(stalenessStopped, 500);
     await httpStopped;
     if (this.publisher) await within(this.publisher.stop(), 500);
     this.state.stop();

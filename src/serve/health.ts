@@ -21,6 +21,8 @@ export interface HealthInputs {
   running: boolean;
   stopping: boolean;
   nowMs: number;
+  /** Whether the destination takes backups (its last write and listing worked); null: not known. */
+  destinationConnected?: boolean | null;
 }
 
 export interface HealthReport {
@@ -31,6 +33,7 @@ export interface HealthReport {
   checks: {
     runs: { ok: boolean; failedInARow: number; lastSuccessAt: string | null };
     mqtt: { ok: boolean; connected: boolean } | null;
+    destination: { ok: boolean; connected: boolean | null };
     running: boolean;
     paused: boolean;
   };
@@ -60,6 +63,12 @@ export function assessHealth(i: HealthInputs): HealthReport {
     mqtt = { ok, connected: i.mqtt.connected };
   }
 
+  // One failed write is enough: every clip of every source goes there.
+  const destinationOk = i.destinationConnected !== false;
+  if (!destinationOk) {
+    problems.push("the destination does not take backups (its last write or listing failed)");
+  }
+
   return {
     ok: problems.length === 0,
     status: problems.length === 0 ? "ok" : "failing",
@@ -67,6 +76,7 @@ export function assessHealth(i: HealthInputs): HealthReport {
     checks: {
       runs: { ok: runsOk, failedInARow, lastSuccessAt: i.lastSuccessAt ?? null },
       mqtt,
+      destination: { ok: destinationOk, connected: i.destinationConnected ?? null },
       running: i.running,
       paused: i.paused,
     },

@@ -15,6 +15,8 @@ import { errorMessage, type Logger } from "../util/log.js";
 
 export interface LiveSourceState extends SourceState {
   syncing: boolean;
+  /** Its staleness alarm (alerts.staleAfterHours): null while it has none or it is not judged yet. */
+  stale: boolean | null;
 }
 
 export interface ServiceStateDoc extends Omit<StatusDocument, "sources"> {
@@ -56,9 +58,12 @@ export class ServiceState {
   private readonly livePending = new Map<string, number>();
   private readonly reachable = new Map<string, boolean>();
   private readonly planned = new Set<string>();
+  private readonly stale = new Map<string, boolean>();
   /** A run that failed as a whole (not a source's part) is only an event. */
   private lastFailure: { message: string; at: string } | undefined;
   private vaultReachable: boolean | undefined;
+  /** The last write into the vault failed: a listing that works does not make it connected. */
+  private lastPutFailed = false;
   private vaultCheck: Promise<boolean> | undefined;
   private readonly listeners = new Set<() => void>();
   private readonly disposers: Array<() => unknown> = [];
@@ -82,13 +87,23 @@ export class ServiceState {
         this.reachable.set(e.source, false);
         this.changed();
       }),
+      events.on("destinationFailed", () => {
+        this.lastPutFailed = true;
+        this.vaultReachable = false;
+        this.changed();
+      }),
       events.on("clipBackedUp", (e) => {
+        this.lastPutFailed = false;
         this.vaultReachable = true;
         const n = this.livePending.get(e.source);
         if (n !== undefined) this.livePending.set(e.source, Math.max(0, n - 1));
         this.changed();
       }),
       events.on("clipFailed", () => this.changed()),
+      events.on("backupsStale", (e) => {
+        this.stale.set(e.source, e.stale);
+        this.changed();
+      }),
       events.on("syncFinished", (run) => {
         this.runEnded(run.runId);
         if (run.failed > 0) void this.checkVault();
@@ -120,7 +135,10 @@ export class ServiceState {
     return this.syncing.size > 0;
   }
 
-  /** Looks whether the vault answers (at most one look at a time). */
+  /**
+   * Looks whether the vault answers (at most one look at a time). Connected means its listing
+   * works and the last write into it, if any since the start, worked too.
+   */
   checkVault(): Promise<boolean> {
     this.vaultCheck ??= this.deps
       .checkVault()
@@ -129,7 +147,7 @@ export class ServiceState {
         return false;
       })
       .then((ok) => {
-        this.vaultReachable = ok;
+        this.vaultReachable = ok && !this.lastPutFailed;
         this.vaultCheck = undefined;
         this.changed();
         return ok;
@@ -148,6 +166,7 @@ export class ServiceState {
         pending: this.livePending.get(name) ?? s.pending,
         reachable: this.reachable.get(name) ?? s.reachable,
         syncing: syncing.has(name),
+        stale: this.stale.get(name) ?? null,
       };
     }
     const lastError = newest(doc.lastError ?? undefined, this.lastFailure) ?? null;

@@ -24,6 +24,8 @@ export interface Source {
   readonly description: string;
   /** The media root on this machine, when the source is a local folder (maps trigger paths). */
   readonly localRoot?: string;
+  /** The server, for messages about the root (`ftp://camera:21`); absent for a local folder. */
+  readonly server?: string;
   /** Entries of a directory; an absent directory lists as []. */
   list(dir: string): Promise<Entry[]>;
   /** Entry for a path, or undefined when it does not exist. */
@@ -73,7 +75,7 @@ export interface PutResult {
   size: number;
 }
 
-/** Where backups live (SFTP, a local folder, S3): written through a temporary name, never partial. */
+/** Where backups live (SFTP, a local folder, S3): written never partially. */
 export interface VaultStore {
   readonly description: string;
   /** Entries of a directory; an absent directory lists as []. */
@@ -86,11 +88,19 @@ export interface VaultStore {
    * Writes `data` to a temporary name next to `path` (`<name>.part-<random>`), checks its size,
    * runs `beforeCommit`, then renames it into place atomically, replacing any existing file.
    * Creates parent directories. On any failure the temporary file is removed (best effort) and
-   * nothing appears under `path`.
+   * nothing appears under `path`. (S3 has no temporary name: an object shows only once its
+   * upload completes, and `beforeCommit` runs before the request that completes it.)
    */
   put(path: string, data: Readable, opts?: PutOptions): Promise<PutResult>;
   /** Removes a file; a missing file is not an error. */
   remove(path: string): Promise<void>;
+  /**
+   * Optional ability (as rclone's features): drops what unfinished writes of this vault left on
+   * the server, out of sight of `list`, older than `olderThanMs` (S3's multipart uploads).
+   * Resolves with how many it dropped. Stores whose leftovers show in `list` (`.part-` files)
+   * leave it out: the stray-upload sweep finds those.
+   */
+  sweepStale?(olderThanMs: number): Promise<number>;
   close(): Promise<void>;
 }
 

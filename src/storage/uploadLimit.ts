@@ -29,7 +29,10 @@ export function throttle(limit: BandwidthLimit): Transform {
 
 /** `store` with its uploads capped by `limit`. */
 export function withUploadLimit(store: VaultStore, limit: BandwidthLimit): VaultStore {
+  // Optional abilities pass through untouched (S3's sweep of stale multipart uploads).
+  const sweepStale = store.sweepStale?.bind(store);
   return {
+    ...(sweepStale ? { sweepStale } : {}),
     description: store.description,
     list: (dir) => store.list(dir),
     stat: (path) => store.stat(path),

@@ -19,10 +19,28 @@ export interface VaultEvents {
       date: string;
       size: number;
       at: string;
+      /** A movie whose recording was cut off, backed up as it was (see ClipRecord). */
+      incomplete?: true;
     },
   ];
   clipFailed: [{ runId: string; id: string; source: string; error: string; willRetry: boolean }];
+  /** Writing a clip into the vault failed on the vault's side (not the camera's). */
+  destinationFailed: [{ runId: string; id: string; error: string; at: string }];
   syncFinished: [RunSummary];
+  /**
+   * The staleness alarm of a source (alerts.staleAfterHours) was raised or cleared; `restored`
+   * when it is only shown again after a restart (already told).
+   */
+  backupsStale: [
+    {
+      source: string;
+      stale: boolean;
+      at: string;
+      restored: boolean;
+      lastClipAt?: string;
+      staleAfterHours?: number;
+    },
+  ];
   /**
    * A run did not back up everything it should (before its syncFinished), or failed as a whole
    * (no syncFinished then: the manifest could not be read...). `sources`: whose part failed.

@@ -25,8 +25,9 @@
  * Realistic checks that catch bugs the real API would reject: text > 4096 / caption > 1024
  * characters, malformed HTML / MarkdownV2 with `parse_mode`, callback_data > 64 bytes,
  * "message is not modified", editing / deleting unknown messages, answering a callback query
- * twice, empty uploads, uploads over `maxUploadBytes` (413), a second concurrent getUpdates
- * (409, like Telegram). Everything else is accepted.
+ * twice, empty uploads, uploads over `maxUploadBytes` (413), a thumbnail that is not an uploaded
+ * file (`attach://`), a second concurrent getUpdates (409, like Telegram). Everything else is
+ * accepted. Uploaded thumbnails are recorded like any file (`param: "thumbnail"`).
  */
 import { createHash, randomBytes } from "node:crypto";
 import { createWriteStream, type WriteStream } from "node:fs";
@@ -189,6 +190,7 @@ const KNOWN_METHODS = [
   "sendVideo",
   "sendDocument",
   "sendPhoto",
+  "sendAnimation",
   "deleteMessage",
 ] as const;
 type KnownMethod = (typeof KNOWN_METHODS)[number];
@@ -202,6 +204,7 @@ const USER_VISIBLE = new Set([
   "sendVideo",
   "sendDocument",
   "sendPhoto",
+  "sendAnimation",
   "editMessageText",
   "editMessageReplyMarkup",
 ]);
@@ -1043,10 +1046,32 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     return { caption };
   };
 
+  /**
+   * A new thumbnail must come as an uploaded file (`attach://<field>`), as on the real API; it
+   * is answered as a PhotoSize (the sizes are what Telegram allows at most, not measured).
+   */
+  const thumbnailOf = (params: Json, files: UploadedFile[]): Json | undefined => {
+    const value = params.thumbnail;
+    if (value === undefined) return undefined;
+    const file =
+      typeof value === "string" && value.startsWith("attach://")
+        ? files.find((f) => f.field === value.slice("attach://".length))
+        : undefined;
+    if (!file) throw badRequest("wrong thumbnail: it must be uploaded as attach://<file>");
+    if (file.size === 0) throw badRequest("thumbnail must be non-empty");
+    return {
+      file_id: fileId(),
+      file_unique_id: randomBytes(8).toString("base64url"),
+      width: 320,
+      height: 320,
+      file_size: file.size,
+    };
+  };
+
   const sendMedia = (
     params: Json,
     files: UploadedFile[],
-    param: "video" | "document" | "photo",
+    param: "video" | "document" | "photo" | "animation",
   ): Json => {
     const chat = requireChat(params);
     checkReplyMarkup(params.reply_markup);
@@ -1065,6 +1090,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
       file.param = param;
       if (file.size === 0) throw badRequest("file must be non-empty");
     }
+    const thumb = thumbnailOf(params, files);
     const caption = captionOf(params);
     const ids = { file_id: fileId(), file_unique_id: randomBytes(8).toString("base64url") };
     const size = file ? { file_size: file.size } : {};
@@ -1076,13 +1102,14 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
           { ...ids, width: 320, height: 180, ...size },
         ],
       };
-    } else if (param === "video") {
+    } else if (param === "video" || param === "animation") {
       media = {
-        video: {
+        [param]: {
           ...ids,
           width: Number(params.width ?? 0),
           height: Number(params.height ?? 0),
           duration: Number(params.duration ?? 0),
+          ...(thumb ? { thumbnail: thumb } : {}),
           ...(file ? { file_name: file.filename } : {}),
           mime_type: "video/mp4",
           ...size,
@@ -1219,6 +1246,7 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
     sendVideo: (params, files) => sendMedia(params, files, "video"),
     sendDocument: (params, files) => sendMedia(params, files, "document"),
     sendPhoto: (params, files) => sendMedia(params, files, "photo"),
+    sendAnimation: (params, files) => sendMedia(params, files, "animation"),
     deleteMessage: (params) => {
       const { chat, messageId } = findMessage(params, "message to delete not found");
       messages.delete(`${chat}:${messageId}`);

@@ -8,6 +8,7 @@ import { parse as parseYaml } from "yaml";
 import { ageCliDecrypt, ageKeygenRecipient } from "../harness/age.js";
 import { REPO, runCli } from "../harness/cli.js";
 import { tempDir, walk } from "../harness/files.js";
+import { clipBytes } from "../harness/ftp.js";
 import {
   type Broker,
   type MqttMessage,
@@ -160,7 +161,8 @@ async function retainedUntil(
 async function motioneyeMedia(dir: string, root = "share/motioneye"): Promise<Buffer> {
   const clip = join(dir, root, CLIP);
   await mkdir(dirname(clip), { recursive: true });
-  const bytes = Buffer.from(Array.from({ length: 10_000 }, (_, i) => (i * 7) % 256));
+  // A finished movie (its MP4 boxes say so), as motion leaves it once closed.
+  const bytes = clipBytes(10_000, CLIP);
   await writeFile(clip, bytes);
   const old = new Date(Date.now() - 3600_000);
   await utimes(clip, old, old);

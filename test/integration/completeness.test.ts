@@ -110,9 +110,8 @@ describe("a movie motion is still writing (local camera folder)", () => {
 });
 
 describe("a clip that changes while it is uploaded (local vault, watched)", () => {
-  // The change comes as soon as the upload's `.part` appears, before the upload ends: the check
-  // before the commit sees it. (No sync.bandwidthLimit yet: the config is strict about keys.)
-  const slow = { sync: { retries: 0 } };
+  // 1 MiB/s: the upload of a 4 MB clip takes seconds, time enough to change the clip under it
+  const slow = { sync: { retries: 0, bandwidthLimit: "1M" } };
   const SIZE = 4 * 1024 * 1024;
 
   for (const how of ["touched", "grown"] as const) {

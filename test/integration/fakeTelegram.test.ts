@@ -213,6 +213,44 @@ describe("uploads", () => {
     expect(ok.document?.file_size).toBe(1000);
   });
 
+  it("records a video's duration, size and thumbnail; sendAnimation; refuses a thumbnail that is not uploaded", async () => {
+    tg = await startFakeTelegram({ token: TOKEN });
+    bot = new Bot(tg.token, { client: { apiRoot: tg.apiRoot } });
+    await bot.init();
+    const clip = await makeFile("clip.mp4", 4000);
+    const thumb = await makeFile("thumb.jpg", 1500);
+    const video = await bot.api.sendVideo(CHAT, new InputFile(clip.path), {
+      duration: 31,
+      width: 640,
+      height: 360,
+      supports_streaming: true,
+      thumbnail: new InputFile(thumb.path),
+    });
+    expect(video.video).toMatchObject({ duration: 31, width: 640, height: 360 });
+    expect(video.video?.thumbnail?.file_size).toBe(1500);
+    const call = await tg.waitForCall("sendVideo");
+    expect(call.params).toMatchObject({ duration: 31, width: 640, height: 360 });
+    const sent = Object.fromEntries(call.files.map((f) => [f.param, f.sha256]));
+    expect(sent).toEqual({ video: clip.sha256, thumbnail: thumb.sha256 });
+
+    const animation = await bot.api.sendAnimation(CHAT, new InputFile(clip.path), {
+      caption: "preview",
+    });
+    expect(animation.animation?.file_size).toBe(4000);
+    expect((await tg.waitForCall("sendAnimation")).files[0]?.param).toBe("animation");
+
+    // grammY's types allow only an InputFile here; a bot in another language could send a URL.
+    const err = await bot.api.raw
+      .sendVideo({
+        chat_id: CHAT,
+        video: new InputFile(clip.path),
+        thumbnail: "https://example.com/x.jpg" as unknown as InputFile,
+      })
+      .catch((e: unknown) => e);
+    expect(err).toMatchObject({ error_code: 400 });
+    expect(tg.messagesTo(CHAT).map((c) => c.method)).toEqual(["sendVideo", "sendAnimation"]);
+  });
+
   it("streams a 60 MB upload to disk without holding it in memory", async () => {
     tg = await startFakeTelegram({ token: TOKEN, maxUploadBytes: Number.POSITIVE_INFINITY });
     bot = new Bot(tg.token, { client: { apiRoot: tg.apiRoot } });

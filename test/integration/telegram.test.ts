@@ -6,10 +6,9 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { App } from "../../src/app/compose.js";
 import type { SyncEngine } from "../../src/backup/engine.js";
 import { loadConfig } from "../../src/config/load.js";
-import type { Extension, TriggerQueue } from "../../src/extensions/contract.js";
+import type { Extension } from "../../src/extensions/contract.js";
 import { restoreData } from "../../src/extensions/telegram/common.js";
 import { createTelegramExtension } from "../../src/extensions/telegram/index.js";
-import { ServiceState } from "../../src/serve/state.js";
 import { spawnCli } from "../harness/cli.js";
 import { sftpDestination } from "../harness/config.js";
 import { type Call, type FakeTelegram, startFakeTelegram } from "../harness/fakeTelegram.js";
@@ -18,6 +17,7 @@ import { pseudoRandomBytes } from "../harness/ftp.js";
 import { stopProcess, track } from "../harness/processes.js";
 import { type FaultProxy, startFaultProxy } from "../harness/proxy.js";
 import { type SftpServer, startSftpServer } from "../harness/sshd.js";
+import { botContext, directQueue } from "../harness/telegramBot.js";
 
 /**
  * The Telegram bot against a fake Bot API server over real HTTP (grammY talks to it through
@@ -205,7 +205,7 @@ describe("telegram bot in serve", () => {
     const listed = await ask(tg, OWNER, "/list 2024-05-01");
     expect(textOf(listed)).toContain("Camera1: 2 clip(s)");
     expect(textOf(listed)).toContain("Camera2: 1 clip(s)");
-    const buttons = buttonsOf(listed);
+    const buttons = buttonsOf(listed).filter((b) => b.callback_data.startsWith("r:"));
     expect(buttons.map((b) => b.text)).toEqual([
       "Camera1 12:00:00 · 293 KiB",
       "Camera1 12:30:00 · 98 KiB",
@@ -221,7 +221,8 @@ describe("telegram bot in serve", () => {
     expect(textOf(video)).toContain(wanted.id);
 
     const today = await ask(tg, OWNER, "/list");
-    expect(buttonsOf(today).map((b) => b.text)).toEqual(["08:00:00 · 49 KiB"]);
+    const todays = buttonsOf(today).filter((b) => b.callback_data.startsWith("r:"));
+    expect(todays.map((b) => b.text)).toEqual(["08:00:00 · 49 KiB"]);
   });
 
   it("/list pages a long day", async () => {
@@ -396,54 +397,6 @@ describe("telegram bot in serve", () => {
   });
 });
 
-/** A TriggerQueue over the vault's engine, for driving the extension without serve. */
-function directQueue(engine: SyncEngine): TriggerQueue {
-  let running = false;
-  return {
-    get running() {
-      return running;
-    },
-    paused: false,
-    async setPaused() {},
-    onPausedChange: () => () => {},
-    nextScheduledRun: () => undefined,
-    async request(req) {
-      running = true;
-      try {
-        const { plans: _plans, ...summary } = await engine.run({ trigger: req.origin });
-        return summary;
-      } finally {
-        running = false;
-      }
-    },
-  };
-}
-
-/** What serve hands the bot, made from the composition root. */
-async function botContext(app: App, queue: TriggerQueue) {
-  const manifest = await app.manifest();
-  const state = new ServiceState({
-    events: app.events,
-    manifest,
-    queue: { ...queue, runsStarted: 0 },
-    sources: app.config.sources.map((s) => ({ ...s, description: s.name })),
-    checkVault: async () => true,
-    logger: app.logger,
-  });
-  state.start();
-  return {
-    config: app.config,
-    logger: app.logger,
-    events: app.events,
-    state,
-    queue,
-    sources: app.sourceSet,
-    sourceViews: [],
-    manifest,
-    vault: await app.vault(),
-  };
-}
-
 describe("telegram extension in-process: limits", () => {
   let tg: FakeTelegram;
   let work: string;
@@ -462,7 +415,13 @@ describe("telegram extension in-process: limits", () => {
       destination: { type: "local", path: join(work, "vault") },
       state: { dir: join(work, "state") },
       sync: { retries: 0 },
-      telegram: { token: TOKEN, apiRoot: tg.apiRoot, allowedChatIds: [OWNER], maxUploadMB: 1 },
+      telegram: {
+        token: TOKEN,
+        apiRoot: tg.apiRoot,
+        allowedChatIds: [OWNER],
+        maxUploadMB: 1,
+        oversize: "refuse",
+      },
     });
     const logger = pino({ level: "debug" }, { write: (line: string) => void logs.push(line) });
     app = new App(loadConfig({ file: cfg, env: {} }), logger);
@@ -489,7 +448,7 @@ describe("telegram extension in-process: limits", () => {
     expect(off).toBeUndefined();
   });
 
-  it("refuses a clip over telegram.maxUploadMB before any work, with a clear message", async () => {
+  it("with oversize: refuse, refuses a clip over telegram.maxUploadMB before any work, with a clear message", async () => {
     const reply = await ask(tg, OWNER, "/restore 2024-05-01/12-00-00.mp4");
     expect(textOf(reply)).toMatch(
       /is 1\.1 MiB, over the 1 MB a bot may upload, so it was not sent/,

@@ -101,6 +101,26 @@ describe("config", () => {
     expect(loadConfig({ file: join(d, "config.yml"), env: {} }).config.schedule.sync).toBe("");
   });
 
+  it("telegram.oversize: split by default; shrink or refuse from the file or the environment; anything else named", () => {
+    const d = dir();
+    const file = join(d, "config.yml");
+    writeFileSync(file, "telegram:\n  maxUploadMB: 20\n");
+    expect(loadConfig({ file, env: {} }).config.telegram.oversize).toBe("split");
+    writeFileSync(file, "telegram:\n  oversize: shrink\n");
+    expect(loadConfig({ file, env: {} }).config.telegram.oversize).toBe("shrink");
+    const env = { MOTIONEYE_VAULT_TELEGRAM_OVERSIZE: "refuse" };
+    expect(loadConfig({ file, env }).config.telegram.oversize).toBe("refuse");
+
+    writeFileSync(file, "telegram:\n  oversize: cut\n");
+    const bad = problemsOf(() => loadConfig({ file, env: {} }));
+    expect(bad).toHaveLength(1);
+    expect(bad[0]).toMatch(/^telegram\.oversize: .*split.*shrink.*refuse/);
+    writeFileSync(file, "telegram:\n  overSize: shrink\n");
+    expect(problemsOf(() => loadConfig({ file, env: {} }))).toEqual([
+      "telegram.overSize: unknown key (did you mean oversize?)",
+    ]);
+  });
+
   it("says which file is missing or broken", () => {
     const d = dir();
     expect(problemsOf(() => loadConfig({ file: join(d, "nope.yml"), env: {} }))[0]).toMatch(

@@ -52,7 +52,7 @@ beforeEach(async () => {
   const sources = new SourceSet([{ name: "default", prefix: "" }]);
   const ref = { name: "default", prefix: "" };
   const view = sourceView(
-    { ref, source, stableSeconds: 0, extensions: [".mp4"] },
+    { ref, source, stableSeconds: 0, incompleteAfterSeconds: 300, extensions: [".mp4"] },
     "local",
     sources,
   );

@@ -65,4 +65,18 @@ describe("assessHealth", () => {
     expect(paused.ok).toBe(true);
     expect(paused.checks.paused).toBe(true);
   });
+
+  it("fails while the destination does not take backups; unknown is not a failure", () => {
+    const refused = assessHealth({ ...base, destinationConnected: false });
+    expect(refused.ok).toBe(false);
+    expect(refused.problems).toEqual([
+      "the destination does not take backups (its last write or listing failed)",
+    ]);
+    expect(refused.checks.destination).toEqual({ ok: false, connected: false });
+    expect(assessHealth({ ...base, destinationConnected: null }).ok).toBe(true);
+    expect(assessHealth({ ...base, destinationConnected: true }).checks.destination).toEqual({
+      ok: true,
+      connected: true,
+    });
+  });
 });

@@ -419,7 +419,7 @@ describe("Home Assistant discovery payloads", () => {
     expect(byId("upload_cap").payload.value_template).toBe("{{ value_json.upload_cap }}");
     expect(byId("activity").payload).toMatchObject({
       state_topic: "motioneye-vault/event",
-      event_types: ["clip_backed_up", "sync_failed"],
+      event_types: ["clip_backed_up", "clip_incomplete", "sync_failed"],
     });
   });
 
@@ -634,5 +634,38 @@ describe("integrations/homeassistant examples", () => {
     );
     expect(text).toContain("'sync_failed'");
     expect(byId("activity").payload.event_types).toContain("sync_failed");
+  });
+});
+
+describe("the staleness alarm's sensor", () => {
+  const objectIds = (c: DiscoveryConfig[]) => c.map((x) => x.topic.split("/")[3]);
+
+  it("is there only with alerts.staleAfterHours: on the vault device for one source", () => {
+    expect(objectIds(configs)).not.toContain("backups_stale");
+    const c = buildDiscovery({ ...input, staleAlarms: ["default"] });
+    const stale = c.find((x) => x.topic.endsWith("/backups_stale/config"));
+    expect(stale?.payload).toMatchObject({
+      name: "No new clips",
+      device_class: "problem",
+      state_topic: topics.state,
+      value_template: "{{ value_json.backups_stale }}",
+    });
+  });
+
+  it("with several sources, on the device of each source that has one", () => {
+    const sources = [
+      { name: "garage", type: "ftp", cameras: ["Camera1"] },
+      { name: "porch", type: "local", cameras: ["Camera1"] },
+    ];
+    const c = buildDiscovery({ ...input, sources, staleAlarms: ["porch"] });
+    const ids = objectIds(c);
+    expect(ids).toContain("source_porch_stale");
+    expect(ids).not.toContain("source_garage_stale");
+    expect(ids).not.toContain("backups_stale");
+    expect(c.find((x) => x.topic.endsWith("/source_porch_stale/config"))?.payload).toMatchObject({
+      device_class: "problem",
+      state_topic: topics.source("porch"),
+      value_template: "{{ value_json.stale }}",
+    });
   });
 });

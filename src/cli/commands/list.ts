@@ -34,7 +34,7 @@ export function registerList(program: Command): void {
           }
           for (const c of shown) {
             process.stdout.write(
-              `${c.date}  ${clipTime(c.name).padEnd(8)}  ${c.camera.padEnd(12)}  ${formatBytes(c.size).padStart(9)}  ${c.id}${c.format === "fernet" ? "  (legacy)" : ""}\n`,
+              `${c.date}  ${clipTime(c.name).padEnd(8)}  ${c.camera.padEnd(12)}  ${formatBytes(c.size).padStart(9)}  ${c.id}${c.format === "fernet" ? "  (legacy)" : ""}${c.incomplete ? "  (incomplete: cut off)" : ""}\n`,
             );
           }
           process.stderr.write(`${clips.length} clip(s)\n`);

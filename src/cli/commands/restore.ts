@@ -20,6 +20,7 @@ import {
 import { formatBytes } from "../../util/format.js";
 import { cameraSelection, EXIT_FAILED, EXIT_OK, UsageError, withApp } from "../context.js";
 import { ClipProgressBar } from "../progress.js";
+import { reportIncomplete } from "./restoreIncomplete.js";
 
 /** `--jobs N`: 1..16, default sync.concurrency. */
 export function parseJobs(value: string | undefined, config: Pick<Config, "sync">): number {
@@ -68,6 +69,18 @@ export function restoreLines(out: NodeJS.WritableStream): RestoreManyHooks {
   };
 }
 
+/** `"incomplete": true` and the repair's outcome, for `restore --json`. */
+function incompleteFields(
+  report: Awaited<ReturnType<typeof reportIncomplete>>[number] | undefined,
+) {
+  if (report === undefined) return {};
+  const repair = report.repair;
+  if (repair === undefined) return { incomplete: true };
+  return repair.status === "repaired"
+    ? { incomplete: true, repaired: repair.result.path, repairedSeconds: repair.result.seconds }
+    : { incomplete: true, repairError: repair.why };
+}
+
 /** Failures on stderr, whatever else is shown. */
 function reportFailures(summary: RestoreManySummary): void {
   for (const o of summary.outcomes) {
@@ -94,10 +107,26 @@ export function registerRestore(program: Command): void {
     .option("-j, --jobs <n>", "clips at a time (default: sync.concurrency)")
     .option("--force", "replace files in the output folder that differ from the backup")
     .option("--json", "print the summary as JSON")
+    .option(
+      "--repair",
+      "for an incomplete (cut-off) movie, also write a playable copy <name>.repaired.mp4 next to it (needs ffmpeg)",
+    )
+    .option(
+      "--reference <file>",
+      "a complete movie of the same camera to repair with (default: one from the vault)",
+    )
     .action(
       async (
         target: string,
-        opts: { out: string; camera?: string; jobs?: string; force?: boolean; json?: boolean },
+        opts: {
+          out: string;
+          camera?: string;
+          jobs?: string;
+          force?: boolean;
+          json?: boolean;
+          repair?: boolean;
+          reference?: string;
+        },
         cmd: Command,
       ) => {
         await withApp(cmd, async (app) => {
@@ -134,12 +163,22 @@ export function registerRestore(program: Command): void {
           const bar = isInteractive() && !opts.json ? restoreProgress(items) : undefined;
           const interrupt = abortOnSigint();
           let summary: RestoreManySummary;
+          const manifest = await app.manifest();
+          let incomplete: Awaited<ReturnType<typeof reportIncomplete>>;
           try {
             summary = await restoreMany(await app.vault(), items, {
               jobs,
               force: opts.force,
               signal: interrupt.signal,
               hooks: bar?.hooks ?? (opts.json ? {} : restoreLines(process.stdout)),
+            });
+            bar?.stop();
+            incomplete = await reportIncomplete(await app.vault(), items, summary, {
+              repair: opts.repair,
+              reference: opts.reference && resolve(opts.reference),
+              clips: () => manifest.all(),
+              say: (line) => (opts.json ? process.stderr : process.stdout).write(`${line}\n`),
+              signal: interrupt.signal,
             });
           } finally {
             bar?.stop();
@@ -159,6 +198,7 @@ export function registerRestore(program: Command): void {
                     id: o.id,
                     path: o.path,
                     status: o.status,
+                    ...incompleteFields(incomplete.find((r) => r.id === o.id)),
                     ...(o.status === "restored"
                       ? {
                           size: o.result.size,

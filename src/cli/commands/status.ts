@@ -40,7 +40,7 @@ export function registerStatus(program: Command): void {
         const lines = [
           ...(parts.length === 1 ? [`source:       ${st.source}`] : []),
           `destination:  ${st.destination}`,
-          `backed up:    ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}`,
+          `backed up:    ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}${st.totals.incomplete > 0 ? ` (${st.totals.incomplete} incomplete: cut off)` : ""}`,
           `pending:      ${st.pending}`,
           `last run:     ${st.lastRun ? `${st.lastRun.finishedAt} (${st.lastRun.trigger}): ${st.lastRun.uploaded} uploaded, ${st.lastRun.failed} failed` : "never"}`,
           `last success: ${st.lastSuccessAt ?? "never"}`,

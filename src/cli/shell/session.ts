@@ -267,6 +267,14 @@ export class ShellSession {
           ["remote", `${clip.remotePath} (${formatBytes(clip.remoteSize)})`],
           ["backed up", clip.uploadedAt],
           ["modified", clip.mtimeMs > 0 ? isoSeconds(clip.mtimeMs) : "unknown"],
+          ...(clip.incomplete
+            ? [
+                ["state", "incomplete: its recording was cut off (restore --repair)"] as [
+                  string,
+                  string,
+                ],
+              ]
+            : []),
         ];
         for (const [k, v] of rows) this.print(`  ${k.padEnd(10)} ${v}`);
       }
@@ -379,7 +387,8 @@ export class ShellSession {
 
 function clipLine(clip: ClipRecord, name: string): string {
   const legacy = clip.format === "fernet" ? "  legacy" : "";
-  return `  ${name.padEnd(24)} ${formatBytes(clip.size).padStart(9)}  ${clip.date} ${clipTime(clip.name)}${legacy}`;
+  const incomplete = clip.incomplete ? "  incomplete (cut off)" : "";
+  return `  ${name.padEnd(24)} ${formatBytes(clip.size).padStart(9)}  ${clip.date} ${clipTime(clip.name)}${legacy}${incomplete}`;
 }
 
 function isDirectory(path: string): boolean {

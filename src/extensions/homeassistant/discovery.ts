@@ -26,7 +26,7 @@ export {
  *   <base>/state                   the service's state document (retained), with the keys below
  *   <base>/camera/<slug>/state     one camera's state (retained)
  *   <base>/source/<slug>/state     one camera device's state, with several sources (retained)
- *   <base>/event                   {"event_type":"clip_backed_up"|"sync_failed",...} (not retained)
+ *   <base>/event                   {"event_type":"clip_backed_up"|"clip_incomplete"|"sync_failed",...} (not retained)
  *   <base>/thumbnail               the last clip's thumbnail, JPEG bytes (retained)
  *   <base>/sync/set                "Sync now" button command
  *   <base>/backups_enabled/set     "Backups enabled" switch command: ON / OFF
@@ -119,6 +119,8 @@ export interface DiscoveryInput {
    * and its cameras (shown as `<source>/<camera>`) child devices of it. `cameras` is then unused.
    */
   sources?: ReadonlyArray<{ name: string; type: string; cameras: readonly string[] }>;
+  /** Sources with a staleness alarm (alerts.staleAfterHours): each gets a "No new clips" sensor. */
+  staleAlarms?: readonly string[];
 }
 
 const KIND: Record<string, string> = { ftp: "FTP", sftp: "SFTP", local: "folder", s3: "S3" };
@@ -257,6 +259,9 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
     payload_off: "OFF",
     ...fromState("destination_connection"),
   });
+  if (!input.sources && input.staleAlarms?.length) {
+    add("binary_sensor", "backups_stale", vaultDevice, staleSensor(fromState("backups_stale")));
+  }
   add("button", "sync_now", vaultDevice, {
     name: "Sync now",
     icon: "mdi:cloud-upload",
@@ -366,6 +371,9 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
       payload_off: "OFF",
       ...fromSource("failing"),
     });
+    if (input.staleAlarms?.includes(source.name)) {
+      add("binary_sensor", `source_${slug}_stale`, sourceDevice, staleSensor(fromSource("stale")));
+    }
     add("sensor", `source_${slug}_pending`, sourceDevice, {
       name: "Pending clips",
       icon: "mdi:timer-sand",
@@ -394,4 +402,16 @@ export function buildDiscovery(input: DiscoveryInput): DiscoveryConfig[] {
     }
   }
   return configs;
+}
+
+/** The staleness alarm: a problem while no new clip was backed up for alerts.staleAfterHours. */
+function staleSensor(from: { state_topic: string; value_template: string }) {
+  return {
+    name: "No new clips",
+    device_class: "problem",
+    icon: "mdi:clock-alert-outline",
+    payload_on: "ON",
+    payload_off: "OFF",
+    ...from,
+  };
 }

@@ -1,4 +1,5 @@
 import type { Config } from "../../config/load.js";
+import { staleThresholds } from "../../serve/staleness.js";
 import { errorMessage, type Logger } from "../../util/log.js";
 import { packageInfo } from "../../util/package.js";
 import { localDate, sleep } from "../../util/time.js";
@@ -190,13 +191,15 @@ class HomeAssistant implements Extension {
         this.thumbnails?.clipBackedUp(e.id);
         void this.publishEvent(
           mqtt,
-          vaultEvent("clip_backed_up", {
+          // a cut-off recording has its own event type, for automations that alert on it
+          vaultEvent(e.incomplete ? "clip_incomplete" : "clip_backed_up", {
             id: e.id,
             source: e.source,
             camera: e.camera,
             date: e.date,
             size: e.size,
             at: e.at,
+            incomplete: e.incomplete === true,
           }),
         );
       }),
@@ -278,6 +281,7 @@ class HomeAssistant implements Extension {
             cameras: this.cameras.folders(v.name),
           }))
         : undefined,
+      staleAlarms: [...staleThresholds(config).keys()],
     });
     const current = new Set(configs.map((c) => c.topic));
     const stale = [...new Set([...this.persisted.topics, ...this.published])].filter(

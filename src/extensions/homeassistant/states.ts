@@ -12,7 +12,7 @@ import type { HaTopics } from "./discovery.js";
 /** Home Assistant keeps at most 255 characters of an entity's state. */
 export const MAX_STATE_LENGTH = 255;
 
-export const EVENT_TYPES = ["clip_backed_up", "sync_failed"] as const;
+export const EVENT_TYPES = ["clip_backed_up", "clip_incomplete", "sync_failed"] as const;
 export type VaultEventType = (typeof EVENT_TYPES)[number];
 
 /** ISO 8601 in UTC with `Z` (Home Assistant rejects timestamps without a zone), or null. */
@@ -65,6 +65,8 @@ export interface VaultStateInput {
   cameraConnected?: boolean;
   destinationConnected?: boolean;
   backupsEnabled: boolean;
+  /** The staleness alarm of any source (undefined while none has one). */
+  stale?: boolean;
   /** The age recipient (`age1...`) of the vault's identity, once known. */
   ageRecipient?: string;
   /** The upload cap in force (sync.bandwidthLimit). */
@@ -97,6 +99,7 @@ export function vaultState(
     camera_connection: onOff(s.cameraConnected),
     destination_connection: onOff(s.destinationConnected),
     backups_enabled: onOff(s.backupsEnabled),
+    backups_stale: onOff(s.stale),
     age_recipient: s.ageRecipient ?? null,
     upload_cap: s.uploadCap ? s.uploadCap.text : null,
     upload_cap_attributes: s.uploadCap
@@ -140,10 +143,12 @@ export function sourceState(s: {
   pending: number;
   lastClip?: LastClip;
   lastError?: { message: string; at: string };
+  stale?: boolean | null;
 }): Record<string, unknown> {
   return {
     reachable: onOff(s.reachable ?? undefined),
     failing: onOff(s.failing),
+    stale: onOff(s.stale ?? undefined),
     syncing: onOff(s.syncing),
     pending: s.pending,
     last_clip: s.lastClip ? stateText(s.lastClip.id) : null,
@@ -182,6 +187,7 @@ export function stateDocuments(
       cameraConnected: everySourceReachable(core),
       destinationConnected: core.vaultReachable ?? undefined,
       backupsEnabled: !core.paused,
+      stale: anySourceStale(core),
       ageRecipient: opts.ageRecipient,
       uploadCap: core.bandwidthLimit,
     },
@@ -206,6 +212,7 @@ export function stateDocuments(
         pending: s.pending,
         lastClip: s.lastClip ?? undefined,
         lastError: s.lastError ?? undefined,
+        stale: s.stale,
       }),
     });
   }
@@ -217,4 +224,10 @@ function everySourceReachable(core: ServiceStateDoc): boolean | undefined {
   const states = Object.values(core.sources).map((s) => s.reachable);
   if (states.some((r) => r === false)) return false;
   return states.every((r) => r === true) ? true : undefined;
+}
+
+/** The vault's "no new clips": any source's staleness alarm (unknown while none is judged). */
+function anySourceStale(core: ServiceStateDoc): boolean | undefined {
+  const states = Object.values(core.sources).flatMap((s) => (s.stale === null ? [] : [s.stale]));
+  return states.length ? states.some(Boolean) : undefined;
 }

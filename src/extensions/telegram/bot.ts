@@ -8,6 +8,7 @@ import { authComposer } from "./auth.js";
 import { apiSignal, type BotDeps, redact } from "./common.js";
 import { listComposer } from "./list.js";
 import { startNotifications } from "./notify.js";
+import { previewComposer } from "./previewButton.js";
 import { restoreComposer } from "./restore.js";
 import { COMMANDS, statusComposer } from "./status.js";
 import { syncComposer } from "./sync.js";
@@ -125,6 +126,7 @@ export function buildBot(deps: BotDeps, token: string): Bot {
   // Updates of one chat in order, chats in parallel; long work is in deps.tasks anyway.
   bot.use(sequentialize((ctx) => ctx.chat?.id.toString()));
   bot.use(statusComposer(deps), listComposer(deps), restoreComposer(deps), syncComposer(deps));
+  bot.use(previewComposer(deps));
   bot.on("callback_query:data", (ctx) =>
     ctx.answerCallbackQuery({ text: "This button no longer works: send /list again." }),
   );

@@ -6,16 +6,16 @@ import type { Config } from "../../config/load.js";
 import type { AgeVault } from "../../crypto/ageVault.js";
 import type { ClipRecord, Manifest } from "../../manifest/manifest.js";
 import type { ServiceState } from "../../serve/state.js";
-import { Limiter } from "../../util/async.js";
 import type { EventBus } from "../../util/events.js";
 import type { Logger } from "../../util/log.js";
 import { errorMessage } from "../../util/log.js";
 import { localDate } from "../../util/time.js";
 import type { SourceView, TriggerQueue } from "../contract.js";
+import type { RestoreQueue } from "./restoreQueue.js";
 
 /** What every command group of the bot needs. */
 export interface BotDeps {
-  manifest: Pick<Manifest, "listDate" | "get">;
+  manifest: Pick<Manifest, "listDate" | "dates" | "get">;
   /** Restores come from here. */
   vault: AgeVault;
   state: ServiceState;
@@ -27,8 +27,8 @@ export interface BotDeps {
   config: Config["telegram"];
   /** Long work (restores, syncs) runs here, so no update handler waits for it. */
   tasks: Tasks;
-  /** At most this many restores at once: each holds a decrypted clip in a temp file. */
-  restores: Limiter;
+  /** Restores one at a time per chat, a few at once overall: each holds a decrypted clip on disk. */
+  restores: RestoreQueue;
   /** An error as one line that is safe to log or show: never the token, never a request URL. */
   describe(err: unknown): string;
 }
@@ -133,5 +133,3 @@ export class Tasks {
     clearTimeout(timer);
   }
 }
-
-export { Limiter };

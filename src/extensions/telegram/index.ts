@@ -1,8 +1,9 @@
 import type { Extension, ExtensionContext } from "../contract.js";
 import { TelegramBot } from "./bot.js";
-import { type BotDeps, describeError, Limiter, Tasks } from "./common.js";
+import { type BotDeps, describeError, Tasks } from "./common.js";
+import { RestoreQueue } from "./restoreQueue.js";
 
-/** Restores at once: each holds a decrypted clip (up to maxUploadMB) in a temp file. */
+/** Restores at once (over all chats): each holds a decrypted clip, and maybe its parts, on disk. */
 const PARALLEL_RESTORES = 2;
 
 /**
@@ -38,7 +39,7 @@ export function createTelegramExtension(
     log,
     config,
     tasks: new Tasks(log),
-    restores: new Limiter(PARALLEL_RESTORES),
+    restores: new RestoreQueue(PARALLEL_RESTORES),
     describe: (err) => describeError(err, token),
   };
   let bot: TelegramBot | undefined;

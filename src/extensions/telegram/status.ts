@@ -41,7 +41,7 @@ export function statusText(deps: Pick<BotDeps, "state" | "queue">): string {
       : [];
   return [
     `motionEye Vault: ${st.running ? "syncing now" : "idle"}${st.paused ? " (backups paused)" : ""}`,
-    `backed up: ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}`,
+    `backed up: ${st.totals.clips} clip(s), ${formatBytes(st.totals.bytes)}${st.totals.incomplete ? `, ${st.totals.incomplete} incomplete (cut off)` : ""}`,
     `pending: ${st.pending}`,
     `last run: ${run ? `${time(run.finishedAt)} (${run.trigger}): ${run.uploaded} uploaded, ${run.failed} failed` : "never"}`,
     `last success: ${time(st.lastSuccessAt)}`,

@@ -236,6 +236,7 @@ export function createFtpSource(opts: FtpSourceOptions): Source {
 
   const source: Source = {
     description,
+    server: `${opts.secure ? "ftps" : "ftp"}://${where}`,
 
     async list(dir) {
       try {

@@ -1,0 +1,277 @@
+/**
+ * Writing one object, never partially and with memory flat in the object's size. S3 shows an
+ * object only once its PutObject or CompleteMultipartUpload succeeded, so no temporary key:
+ *
+ * - The stream is cut into parts of a fixed size (8 MiB, more for clips over ~70 GiB, as S3
+ *   allows 10,000 parts). When it ends within the first part, the whole object is in that one
+ *   buffer: it is size-checked, `beforeCommit` runs, then one PutObject sends it. (Multipart for
+ *   small objects too would cost three requests instead of one for most clips.)
+ * - Otherwise a multipart upload: at most QUEUE parts in flight plus the one being filled
+ *   (3 x 8 MiB per clip). Once every part is in, the size is checked and `beforeCommit` runs,
+ *   and only then CompleteMultipartUpload makes the object visible; its size is read back.
+ * - Integrity: each request's body is a Buffer, so the SDK signs its SHA-256
+ *   (x-amz-content-sha256, part of the SigV4 signature) and S3 refuses a body that does not
+ *   match it (XAmzContentSHA256Mismatch). A Content-MD5 on top would hash every byte again.
+ * - On any failure the multipart upload is aborted (its parts would be billed forever);
+ *   an abort that cannot reach the server is left to the sweep of stale uploads.
+ */
+import type { Readable } from "node:stream";
+import type { CompletedPart } from "@aws-sdk/client-s3";
+import { errorMessage, type Logger } from "../../../util/log.js";
+import type { PutOptions, PutResult } from "../../types.js";
+import type { S3Connection } from "./client.js";
+import type { S3Action } from "./errors.js";
+
+export const MiB = 1024 * 1024;
+/** Part size: S3's minimum is 5 MiB; 8 MiB is what the AWS CLI and boto3 use. */
+export const DEFAULT_PART_SIZE = 8 * MiB;
+/** Parts uploading at once per object: enough to keep the link busy across round trips. */
+const QUEUE = 2;
+const MAX_PARTS = 10_000;
+
+/** What the object is written with besides its bytes: storage class, server-side encryption. */
+export type ObjectParams = Record<string, string>;
+
+export interface UploadTarget {
+  conn: S3Connection;
+  bucket: string;
+  key: string;
+  params: ObjectParams;
+  partSize: number;
+  /** Turns an SDK error into the store's error, naming the operation and the IAM action. */
+  fail(op: string, action: S3Action, err: unknown): Error;
+  logger: Logger;
+}
+
+/** The part size for an object of `size` bytes (when known): whole MiB, within 10,000 parts. */
+export function partSizeFor(minimum: number, size: number | undefined): number {
+  if (size === undefined) return minimum;
+  return Math.max(minimum, Math.ceil(size / (MAX_PARTS - 1000) / MiB) * MiB);
+}
+
+/**
+ * Part buffers handed back once their upload is done, for the next parts: memory stays at the
+ * parts in flight plus one, instead of waiting for the garbage collector to free 8 MiB a time.
+ */
+class PartPool {
+  private readonly free: Buffer[] = [];
+  constructor(readonly size: number) {}
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
+  }
+  give(b: Buffer): void {
+    if (b.length === this.size) this.free.push(b);
+  }
+}
+
+/** Buffers of exactly `size` bytes cut from the stream (the last one shorter), one copy each. */
+async function* cutParts(data: Readable, pool: PartPool): AsyncGenerator<Buffer> {
+  const size = pool.size;
+  let part = pool.take();
+  let filled = 0;
+  // Stopping early must not destroy the source with an AbortError of its own: the caller
+  // reports why it stopped, and destroys the source itself.
+  for await (const chunk of data.iterator({ destroyOnReturn: false }) as AsyncIterable<Buffer>) {
+    for (let at = 0; at < chunk.length; ) {
+      const n = Math.min(size - filled, chunk.length - at);
+      chunk.copy(part, filled, at, at + n);
+      filled += n;
+      at += n;
+      if (filled === size) {
+        yield part;
+        part = pool.take();
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield part.subarray(0, filled);
+}
+
+function checkSize(t: UploadTarget, got: number, opts: PutOptions): void {
+  if (opts.expectedSize !== undefined && got !== opts.expectedSize) {
+    const mismatch = new Error(`size mismatch: expected ${opts.expectedSize} bytes, got ${got}`);
+    throw t.fail("write", "s3:PutObject", mismatch);
+  }
+}
+
+export async function uploadObject(
+  t: UploadTarget,
+  data: Readable,
+  opts: PutOptions,
+): Promise<PutResult> {
+  // A source that fails (or is stopped by the stall watchdog) while parts are uploading stops
+  // them at once, and is the error reported.
+  const stop = new AbortController();
+  let sourceError: unknown;
+  const onError = (err: unknown) => {
+    sourceError ??= err;
+    stop.abort();
+  };
+  const onClose = () => {
+    if (!data.readableEnded) stop.abort();
+  };
+  data.on("error", onError);
+  data.on("close", onClose);
+  const pool = new PartPool(partSizeFor(t.partSize, opts.expectedSize));
+  const parts = cutParts(data, pool);
+  try {
+    const first = await parts.next();
+    const second = first.done ? first : await parts.next();
+    if (second.done) {
+      const body = first.done ? Buffer.alloc(0) : first.value;
+      checkSize(t, body.length, opts);
+      await opts.beforeCommit?.();
+      await putSingle(t, body, stop.signal);
+      return { size: body.length };
+    }
+    return await putMultipart(t, [first.value as Buffer, second.value], parts, {
+      opts,
+      stop,
+      pool,
+    });
+  } catch (err) {
+    throw sourceError ?? err;
+  } finally {
+    data.off("error", onError);
+    data.off("close", onClose);
+    await parts.return(undefined);
+    if (!data.readableEnded) data.destroy();
+  }
+}
+
+async function putSingle(t: UploadTarget, body: Buffer, signal: AbortSignal): Promise<void> {
+  const { sdk, client } = t.conn;
+  try {
+    await client.send(
+      new sdk.PutObjectCommand({
+        Bucket: t.bucket,
+        Key: t.key,
+        Body: body,
+        ContentLength: body.length,
+        ...t.params,
+      }),
+      { abortSignal: signal },
+    );
+  } catch (err) {
+    throw t.fail("write", "s3:PutObject", err);
+  }
+}
+
+async function putMultipart(
+  t: UploadTarget,
+  firstTwo: Buffer[],
+  rest: AsyncGenerator<Buffer>,
+  { opts, stop, pool }: { opts: PutOptions; stop: AbortController; pool: PartPool },
+): Promise<PutResult> {
+  const { sdk, client } = t.conn;
+  const { bucket: Bucket, key: Key } = t;
+  let uploadId: string | undefined;
+  try {
+    const created = await client.send(
+      new sdk.CreateMultipartUploadCommand({ Bucket, Key, ...t.params }),
+    );
+    uploadId = created.UploadId;
+    if (!uploadId) throw new Error("the server gave no UploadId");
+  } catch (err) {
+    throw t.fail("write", "s3:PutObject", err);
+  }
+  const UploadId = uploadId;
+
+  const done: CompletedPart[] = [];
+  const inFlight = new Set<Promise<void>>();
+  let failure: unknown;
+  let size = 0;
+  const start = (PartNumber: number, Body: Buffer) => {
+    size += Body.length;
+    const p: Promise<void> = client
+      .send(
+        new sdk.UploadPartCommand({
+          Bucket,
+          Key,
+          UploadId,
+          PartNumber,
+          Body,
+          ContentLength: Body.length,
+        }),
+        { abortSignal: stop.signal },
+      )
+      .then(
+        (r) => {
+          if (!r.ETag) throw new Error(`the server gave no ETag for part ${PartNumber}`);
+          done.push({ PartNumber, ETag: r.ETag });
+          pool.give(Body);
+        },
+        (err: unknown) => {
+          failure ??= t.fail("write", "s3:PutObject", err);
+          stop.abort();
+        },
+      )
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+  };
+  const drainTo = async (limit: number) => {
+    while (inFlight.size > limit && failure === undefined) await Promise.race(inFlight);
+    if (failure !== undefined) throw failure;
+  };
+
+  try {
+    let n = 0;
+    for (const part of firstTwo) start(++n, part);
+    for await (const part of rest) {
+      await drainTo(QUEUE - 1);
+      start(++n, part);
+    }
+    await drainTo(0);
+    checkSize(t, size, opts);
+    await opts.beforeCommit?.();
+    done.sort((a, b) => (a.PartNumber ?? 0) - (b.PartNumber ?? 0));
+    try {
+      await client.send(
+        new sdk.CompleteMultipartUploadCommand({
+          Bucket,
+          Key,
+          UploadId,
+          MultipartUpload: { Parts: done },
+        }),
+      );
+    } catch (err) {
+      throw t.fail("write", "s3:PutObject", err);
+    }
+  } catch (err) {
+    stop.abort();
+    await Promise.allSettled(inFlight);
+    await abortUpload(t, UploadId);
+    throw err;
+  }
+  await checkStored(t, size);
+  return { size };
+}
+
+/** Reads the completed object's size back; a server that assembled it wrong loses it again. */
+async function checkStored(t: UploadTarget, size: number): Promise<void> {
+  const { sdk, client } = t.conn;
+  let stored: number | undefined;
+  try {
+    const head = await client.send(new sdk.HeadObjectCommand({ Bucket: t.bucket, Key: t.key }));
+    stored = head.ContentLength;
+  } catch (err) {
+    throw t.fail("check", "s3:GetObject", err);
+  }
+  if (stored === size) return;
+  await client.send(new sdk.DeleteObjectCommand({ Bucket: t.bucket, Key: t.key })).catch(() => {});
+  throw t.fail("write", "s3:PutObject", new Error(`the server stored ${stored} bytes of ${size}`));
+}
+
+async function abortUpload(t: UploadTarget, UploadId: string): Promise<void> {
+  const { sdk, client } = t.conn;
+  try {
+    await client.send(
+      new sdk.AbortMultipartUploadCommand({ Bucket: t.bucket, Key: t.key, UploadId }),
+    );
+  } catch (err) {
+    t.logger.warn(
+      { key: t.key, err: errorMessage(err) },
+      "could not abort an unfinished multipart upload; the next sync's sweep aborts it after a day",
+    );
+  }
+}
