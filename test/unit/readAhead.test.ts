@@ -140,7 +140,7 @@ describe("SFTP packet framing", () => {
     );
     for (const size of [1, 3, 4, 5, 1000, wire.length]) {
       const got: Buffer[] = [];
-      const framer = new PacketFramer((p) => got.push(Buffer.from(p)));
+      const framer = new PacketFramer((p) => got.push(Buffer.concat(p)));
       for (let i = 0; i < wire.length; i += size) framer.push(wire.subarray(i, i + size));
       expect(
         got.map((p) => sha(p)),

@@ -5,8 +5,11 @@
  */
 import { Readable } from "node:stream";
 
-/** One READ: up to `length` bytes at `position`; null or empty at the end of the file. */
-export type ReadChunk = (position: number, length: number) => Promise<Buffer | null>;
+/**
+ * One READ: up to `length` bytes at `position` (one buffer, or the pieces they arrived in); null
+ * or empty at the end of the file.
+ */
+export type ReadChunk = (position: number, length: number) => Promise<Buffer | Buffer[] | null>;
 
 export interface ReadAheadOptions {
   /** Bytes asked for per request (the server's largest read). */
@@ -25,7 +28,7 @@ interface Request {
   position: number;
   length: number;
   settled: boolean;
-  data?: Buffer | null;
+  data?: Buffer[];
 }
 
 /**
@@ -51,7 +54,7 @@ export function createReadAhead(read: ReadChunk, opts: ReadAheadOptions): Readab
     read(position, length).then(
       (data) => {
         req.settled = true;
-        req.data = data;
+        req.data = data === null ? [] : Array.isArray(data) ? data : [data];
         if (req === queue[0]) deliver();
       },
       (err: unknown) => {
@@ -76,8 +79,9 @@ export function createReadAhead(read: ReadChunk, opts: ReadAheadOptions): Readab
       const head = queue[0];
       if (!head?.settled) break;
       queue.shift();
-      const data = head.data;
-      if (!data || data.length === 0) {
+      const parts = head.data ?? [];
+      const size = parts.reduce((n, b) => n + b.length, 0);
+      if (size === 0) {
         // The end: later requests (past it) are dropped as they come back.
         eof = true;
         queue.length = 0;
@@ -85,11 +89,11 @@ export function createReadAhead(read: ReadChunk, opts: ReadAheadOptions): Readab
         close();
         return;
       }
-      if (data.length < head.length) {
+      if (size < head.length) {
         // A short read: the rest of this range comes before anything after it.
-        issue(head.position + data.length, head.length - data.length, true);
+        issue(head.position + size, head.length - size, true);
       }
-      wanted = stream.push(data);
+      for (const part of parts) wanted = stream.push(part);
     }
     fill();
   };

@@ -254,10 +254,12 @@ export function createOpensshVault(opts: OpensshVaultOptions): VaultStore & Rang
           const parts: Buffer[] = [];
           for (let got = 0; got < length; ) {
             const data = await s.read(handle, offset + got, length - got);
-            if (!data || data.length === 0) break;
-            parts.push(Buffer.from(data));
-            got += data.length;
+            const size = data ? data.reduce((n, b) => n + b.length, 0) : 0;
+            if (!data || size === 0) break;
+            parts.push(...data);
+            got += size;
           }
+          // A copy: the pieces are views of larger reads.
           return Buffer.concat(parts);
         } finally {
           void s.close(handle).catch(() => {});

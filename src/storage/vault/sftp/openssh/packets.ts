@@ -193,31 +193,32 @@ export class Reader {
 }
 
 /**
- * Cuts a byte stream into SFTP packets (type + data, without the length). A packet inside one
- * chunk is a view of it, not a copy; one spread over chunks is copied once.
+ * Cuts a byte stream into SFTP packets (type + data, without the length), each handed out as the
+ * views of the chunks it arrived in: never copied (a 255 KiB DATA reply usually spans four).
  */
 export class PacketFramer {
-  private partial: Buffer | undefined;
-  private filled = 0;
+  /** The packet being gathered, and how many of its bytes are still to come. */
+  private parts: Buffer[] = [];
+  private missing = 0;
   /** Bytes of a length prefix split across chunks. */
   private head = Buffer.alloc(0);
 
   constructor(
-    private readonly onPacket: (packet: Buffer) => void,
+    private readonly onPacket: (parts: Buffer[]) => void,
     private readonly maxLength = 4 * 1024 * 1024,
   ) {}
 
   push(chunk: Buffer): void {
     let at = 0;
     while (at < chunk.length) {
-      if (this.partial) {
-        const n = Math.min(this.partial.length - this.filled, chunk.length - at);
-        chunk.copy(this.partial, this.filled, at, at + n);
-        this.filled += n;
+      if (this.missing > 0) {
+        const n = Math.min(this.missing, chunk.length - at);
+        this.parts.push(chunk.subarray(at, at + n));
+        this.missing -= n;
         at += n;
-        if (this.filled === this.partial.length) {
-          const done = this.partial;
-          this.partial = undefined;
+        if (this.missing === 0) {
+          const done = this.parts;
+          this.parts = [];
           this.onPacket(done);
         }
         continue;
@@ -227,22 +228,12 @@ export class PacketFramer {
         this.head = Buffer.concat([this.head, chunk.subarray(at, at + n)]);
         at += n;
         if (this.head.length < 4) return;
-        const length = this.length(this.head.readUInt32BE(0));
+        this.missing = this.length(this.head.readUInt32BE(0));
         this.head = Buffer.alloc(0);
-        this.partial = Buffer.allocUnsafe(length);
-        this.filled = 0;
-        if (length === 0) this.partial = undefined;
         continue;
       }
-      const length = this.length(chunk.readUInt32BE(at));
-      if (chunk.length - at - 4 >= length) {
-        this.onPacket(chunk.subarray(at + 4, at + 4 + length));
-        at += 4 + length;
-      } else {
-        this.partial = Buffer.allocUnsafe(length);
-        this.filled = 0;
-        at += 4;
-      }
+      this.missing = this.length(chunk.readUInt32BE(at));
+      at += 4;
     }
   }
 
@@ -250,4 +241,19 @@ export class PacketFramer {
     if (n < 5 || n > this.maxLength) throw new Error(`bad SFTP packet length ${n}`);
     return n;
   }
+}
+
+/** `parts` from byte `offset` on, as views (`offset` within the parts' total). */
+export function partsFrom(parts: Buffer[], offset: number): Buffer[] {
+  const out: Buffer[] = [];
+  let skip = offset;
+  for (const p of parts) {
+    if (skip >= p.length) {
+      skip -= p.length;
+      continue;
+    }
+    out.push(skip > 0 ? p.subarray(skip) : p);
+    skip = 0;
+  }
+  return out;
 }

@@ -15,13 +15,21 @@ import {
   FXP,
   OPEN_FLAGS,
   PacketFramer,
+  partsFrom,
   Reader,
   SftpStatusError,
   STATUS,
 } from "./packets.js";
 
+interface Reply {
+  type: number;
+  body: Reader;
+  /** A DATA reply's bytes as the views they arrived in (no copy). */
+  data?: Buffer[];
+}
+
 interface Pending {
-  resolve(reply: { type: number; body: Reader }): void;
+  resolve(reply: Reply): void;
   reject(err: Error): void;
 }
 
@@ -135,11 +143,7 @@ export class SftpSession {
 
   // -- requests ---------------------------------------------------------------------------------
 
-  private request(
-    type: number,
-    fields: Field[],
-    payload?: Buffer[],
-  ): Promise<{ type: number; body: Reader }> {
+  private request(type: number, fields: Field[], payload?: Buffer[]): Promise<Reply> {
     if (this.lostError) return Promise.reject(this.lostError);
     const id = this.nextId;
     this.nextId = (this.nextId + 1) >>> 0 || 1;
@@ -159,8 +163,21 @@ export class SftpSession {
     });
   }
 
-  private onPacket(packet: Buffer): void {
-    const type = packet[0] as number;
+  private onPacket(parts: Buffer[]): void {
+    const first = parts[0] as Buffer;
+    const type = first[0] as number;
+    // A DATA reply spread over several chunks: its header (type, id, length: 9 bytes) is read
+    // out, its data passed on as the views it arrived in.
+    if (type === FXP.DATA && parts.length > 1) {
+      const header = first.length >= 9 ? first : Buffer.concat(parts).subarray(0, 9);
+      const id = header.readUInt32BE(1);
+      const p = this.pending.get(id);
+      if (!p) return;
+      this.pending.delete(id);
+      p.resolve({ type, body: new Reader(Buffer.alloc(0)), data: partsFrom(parts, 9) });
+      return;
+    }
+    const packet = parts.length === 1 ? first : Buffer.concat(parts);
     const body = new Reader(packet.subarray(1));
     if (type === FXP.VERSION) {
       const version = body.u32();
@@ -258,10 +275,10 @@ export class SftpSession {
     return this.expectStatus(FXP.WRITE, [{ str: handle }, { u64: position }, { u32: size }], parts);
   }
 
-  /** Up to `length` bytes at `position`; null at the end of the file. */
-  async read(handle: Buffer, position: number, length: number): Promise<Buffer | null> {
+  /** Up to `length` bytes at `position` (in one or more pieces); null at the end of the file. */
+  async read(handle: Buffer, position: number, length: number): Promise<Buffer[] | null> {
     const r = await this.request(FXP.READ, [{ str: handle }, { u64: position }, { u32: length }]);
-    if (r.type === FXP.DATA) return r.body.bytes();
+    if (r.type === FXP.DATA) return r.data ?? [r.body.bytes()];
     if (r.type !== FXP.STATUS) throw SftpSession.unexpected(r.type);
     const err = SftpSession.statusError(r.body);
     if (err?.code === STATUS.EOF) return null;
