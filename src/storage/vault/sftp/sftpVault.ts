@@ -26,7 +26,7 @@ import {
 import { isNotFound, type Live, openConnection, raceLost, whenLost } from "./connection.js";
 import { HostKeyMismatchError, normalizeFingerprint } from "./hostKeys.js";
 import { type SftpReadWire, sftpReadRange } from "./range.js";
-import { openPipelinedRead, type Ssh2ReadWire } from "./ssh2Read.js";
+import { openPipelinedRead } from "./ssh2Read.js";
 import { closeHandle, createPipelinedWriter, openForWrite, type SftpWire } from "./upload.js";
 
 export interface SftpVaultOptions {
@@ -248,7 +248,7 @@ export function createSftpVault(opts: SftpVaultOptions): VaultStore & RangeReade
         const st = await raceLost(l, l.sftp.stat(remote));
         if (!st.isFile) throw new Error("not a regular file");
         // Several READs in flight, not ssh2's one-at-a-time read stream (ssh2Read.ts).
-        const wire = (l.sftp as unknown as { sftp: Ssh2ReadWire }).sftp;
+        const wire = (l.sftp as unknown as { sftp: SftpReadWire }).sftp;
         source = await raceLost(l, openPipelinedRead(wire, remote, st.size));
       } catch (err) {
         throw fail("read", remote, err);

@@ -3,38 +3,21 @@
  * time; this keeps several going (./readAhead.ts) on ssh2's SFTP channel.
  */
 import type { Readable } from "node:stream";
+import type { SftpReadWire } from "./range.js";
 import { createReadAhead } from "./readAhead.js";
-
-/** The part of ssh2's SFTP client used here (ssh2-sftp-client's `client.sftp`). */
-export interface Ssh2ReadWire {
-  open(
-    path: string,
-    flags: string,
-    callback: (err: Error | undefined | null, handle: Buffer) => void,
-  ): void;
-  read(
-    handle: Buffer,
-    buffer: Buffer,
-    offset: number,
-    length: number,
-    position: number,
-    callback: (err: Error | undefined | null, bytesRead: number) => void,
-  ): void;
-  close(handle: Buffer, callback: (err?: Error | null) => void): void;
-}
 
 /** Requests in flight: 16 x ~255 KiB against OpenSSH (4 MiB), as much as the upload side. */
 const IN_FLIGHT = 16;
 
 /** The largest READ ssh2 sends as one request to this server (it learns it from the server). */
-function chunkSize(wire: Ssh2ReadWire): number {
+function chunkSize(wire: SftpReadWire): number {
   const max = (wire as unknown as { _maxReadLen?: unknown })._maxReadLen;
   return typeof max === "number" && max >= 16 * 1024 ? max : 32 * 1024;
 }
 
 /** Opens `path` and reads it with several requests in flight; `size` is its size from a stat. */
 export function openPipelinedRead(
-  wire: Ssh2ReadWire,
+  wire: SftpReadWire,
   path: string,
   size: number,
 ): Promise<Readable> {
