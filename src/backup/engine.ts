@@ -2,7 +2,12 @@ import { randomUUID } from "node:crypto";
 import type { SourceSet } from "../clips/sources.js";
 import type { AgeVault } from "../crypto/ageVault.js";
 import type { Manifest, Sighting } from "../manifest/manifest.js";
-import type { EventBus, RunSummary, SourceRunSummary } from "../util/events.js";
+import {
+  addUpRuns,
+  type EventBus,
+  type RunSummary,
+  type SourceRunSummary,
+} from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import type { SharedLock } from "./lock.js";
 import type { Plan } from "./plan.js";
@@ -177,22 +182,12 @@ function summarize(
   now: () => number,
   bySource: Record<string, SourceRunSummary>,
 ): RunSummary {
-  const parts = Object.values(bySource);
-  const sum = (key: "uploaded" | "failed" | "pending" | "bytes") =>
-    parts.reduce((n, p) => n + p[key], 0);
-  const error = parts.find((p) => p.error !== undefined)?.error;
-  const settles = parts.flatMap((p) => (p.nextSettleAt === undefined ? [] : [p.nextSettleAt]));
   return {
     runId,
     trigger,
     startedAt,
     finishedAt: new Date(now()).toISOString(),
-    uploaded: sum("uploaded"),
-    failed: sum("failed"),
-    pending: sum("pending"),
-    bytes: sum("bytes"),
-    ...(error ? { error } : {}),
-    ...(settles.length ? { nextSettleAt: Math.min(...settles) } : {}),
+    ...addUpRuns(Object.values(bySource)),
     sources: bySource,
   };
 }

@@ -1,6 +1,6 @@
 import type { SourceSet } from "../clips/sources.js";
 import type { Settings, TriggerQueue, TriggerRequest } from "../extensions/contract.js";
-import type { RunSummary } from "../util/events.js";
+import { addUpRuns, type RunSummary } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { PausedError, type RunQueue, type RunRequest, StoppedError } from "./queue.js";
 
@@ -176,10 +176,6 @@ export class Triggers implements TriggerQueue {
 /** One summary for a request that ran several sources. */
 export function mergeSummaries(runs: readonly RunSummary[]): RunSummary {
   const first = runs[0] as RunSummary;
-  const sum = (key: "uploaded" | "failed" | "pending" | "bytes") =>
-    runs.reduce((n, r) => n + r[key], 0);
-  const error = runs.find((r) => r.error !== undefined)?.error;
-  const settles = runs.flatMap((r) => (r.nextSettleAt === undefined ? [] : [r.nextSettleAt]));
   return {
     runId: runs.map((r) => r.runId).join("+"),
     trigger: first.trigger,
@@ -188,12 +184,7 @@ export function mergeSummaries(runs: readonly RunSummary[]): RunSummary {
       .map((r) => r.finishedAt)
       .sort()
       .at(-1) as string,
-    uploaded: sum("uploaded"),
-    failed: sum("failed"),
-    pending: sum("pending"),
-    bytes: sum("bytes"),
-    ...(error ? { error } : {}),
-    ...(settles.length ? { nextSettleAt: Math.min(...settles) } : {}),
+    ...addUpRuns(runs),
     sources: Object.assign({}, ...runs.map((r) => r.sources ?? {})),
   };
 }

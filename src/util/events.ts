@@ -61,6 +61,28 @@ export interface SourceRunSummary {
   nextSettleAt?: number;
 }
 
+/** What several runs or parts add up to. */
+type RunTotals = Pick<
+  SourceRunSummary,
+  "uploaded" | "failed" | "pending" | "bytes" | "error" | "nextSettleAt"
+>;
+
+/** Sums counts, keeps the first error and the soonest settle time: one rule for a run's parts and for runs. */
+export function addUpRuns(parts: readonly RunTotals[]): RunTotals {
+  const sum = (key: "uploaded" | "failed" | "pending" | "bytes") =>
+    parts.reduce((n, p) => n + p[key], 0);
+  const error = parts.find((p) => p.error !== undefined)?.error;
+  const settles = parts.flatMap((p) => (p.nextSettleAt === undefined ? [] : [p.nextSettleAt]));
+  return {
+    uploaded: sum("uploaded"),
+    failed: sum("failed"),
+    pending: sum("pending"),
+    bytes: sum("bytes"),
+    ...(error ? { error } : {}),
+    ...(settles.length ? { nextSettleAt: Math.min(...settles) } : {}),
+  };
+}
+
 export interface RunSummary {
   runId: string;
   trigger: string;
