@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { type Api, GrammyError, HttpError } from "grammy";
+import { type Api, type Context, GrammyError, HttpError } from "grammy";
 import { isDate, stripControl } from "../../clips/clipId.js";
 import type { SourceSet } from "../../clips/sources.js";
 import type { Config } from "../../config/load.js";
@@ -96,6 +96,25 @@ export async function resolveRestoreData(
   if (!isDate(date)) return undefined;
   const matches = (await manifest.listDate(date)).filter((c) => clipKey(c.id) === key);
   return matches.length === 1 ? matches[0] : undefined;
+}
+
+/**
+ * The clip a Restore or Preview button names, and its chat; when the clip is gone from the vault,
+ * the tap is answered with how to get a fresh list, and undefined comes back.
+ */
+export async function clipOfButton(
+  ctx: Context,
+  manifest: Pick<Manifest, "listDate">,
+): Promise<{ clip: ClipRecord; chatId: number } | undefined> {
+  const [, date = "", key = ""] = ctx.match ?? [];
+  const clip = await resolveRestoreData(manifest, date, key);
+  const chatId = ctx.chat?.id;
+  if (clip && chatId !== undefined) return { clip, chatId };
+  await ctx.answerCallbackQuery({
+    text: "That clip is no longer in the vault: send /list again.",
+    show_alert: true,
+  });
+  return undefined;
 }
 
 /** Background work that the bot's stop() can abort and wait for. */

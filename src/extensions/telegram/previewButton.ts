@@ -6,14 +6,7 @@ import type { ClipRecord } from "../../manifest/manifest.js";
 import { ClipRestoreError } from "../../restore/open.js";
 import { restoreClip } from "../../restore/restore.js";
 import { clipTime } from "../../util/format.js";
-import {
-  apiSignal,
-  type BotDeps,
-  clipKey,
-  quote,
-  resolveRestoreData,
-  restoreData,
-} from "./common.js";
+import { apiSignal, type BotDeps, clipKey, clipOfButton, quote, restoreData } from "./common.js";
 import { makePreview } from "./video/preview.js";
 import { probeVideo } from "./video/probe.js";
 import { haveFfmpeg } from "./video/tools.js";
@@ -71,16 +64,9 @@ async function sendPreview(
 export function previewComposer(deps: BotDeps): Composer<Context> {
   const composer = new Composer<Context>();
   composer.callbackQuery(PREVIEW_DATA, async (ctx) => {
-    const [, date = "", key = ""] = ctx.match;
-    const clip = await resolveRestoreData(deps.manifest, date, key);
-    const chatId = ctx.chat?.id;
-    if (!clip || chatId === undefined) {
-      await ctx.answerCallbackQuery({
-        text: "That clip is no longer in the vault: send /list again.",
-        show_alert: true,
-      });
-      return;
-    }
+    const tapped = await clipOfButton(ctx, deps.manifest);
+    if (!tapped) return;
+    const { clip, chatId } = tapped;
     if (!(await haveFfmpeg())) {
       await ctx.answerCallbackQuery({
         text: "A preview is made with ffmpeg, which is not installed on the vault's machine (sudo apt install ffmpeg). Restore sends the clip.",

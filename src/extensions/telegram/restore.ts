@@ -3,7 +3,7 @@ import { InvalidClipIdError, tryParseClipId } from "../../clips/clipId.js";
 import type { ClipRecord } from "../../manifest/manifest.js";
 import { AmbiguousClipError, ClipNotFoundError, findClip } from "../../restore/select.js";
 import { clipTime } from "../../util/format.js";
-import { type BotDeps, quote, RESTORE_DATA, resolveRestoreData } from "./common.js";
+import { type BotDeps, clipOfButton, quote, RESTORE_DATA } from "./common.js";
 import { deliverClip } from "./delivery.js";
 
 const USAGE =
@@ -50,16 +50,9 @@ export function restoreComposer(deps: BotDeps): Composer<Context> {
   });
 
   composer.callbackQuery(RESTORE_DATA, async (ctx) => {
-    const [, date = "", key = ""] = ctx.match;
-    const clip = await resolveRestoreData(deps.manifest, date, key);
-    const chatId = ctx.chat?.id;
-    if (!clip || chatId === undefined) {
-      await ctx.answerCallbackQuery({
-        text: "That clip is no longer in the vault: send /list again.",
-        show_alert: true,
-      });
-      return;
-    }
+    const tapped = await clipOfButton(ctx, deps.manifest);
+    if (!tapped) return;
+    const { clip, chatId } = tapped;
     await ctx.answerCallbackQuery({ text: `Sending ${clip.camera} ${clipTime(clip.name)}…` });
     await deliverClip(deps, ctx.api, chatId, clip);
   });
