@@ -5,6 +5,7 @@ import type { SourceRef, SourceSet } from "../clips/sources.js";
 import type { AgeVault } from "../crypto/ageVault.js";
 import type { Manifest, Sighting } from "../manifest/manifest.js";
 import type { Source } from "../storage/types.js";
+import { mapLimit } from "../util/async.js";
 import type { EventBus, SourceRunSummary } from "../util/events.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { isPermanent, withRetry } from "../util/retry.js";
@@ -299,10 +300,6 @@ async function uploadAll(
       if (isPermanent(err)) fatal = err;
     }
   };
-  const queue = [...clips];
-  const worker = async () => {
-    for (let clip = queue.shift(); clip; clip = queue.shift()) await one(clip);
-  };
-  await Promise.all(Array.from({ length: Math.min(ctx.concurrency, queue.length) }, worker));
+  await mapLimit(clips, ctx.concurrency, one);
   return { ids, changed, bytes, firstError };
 }

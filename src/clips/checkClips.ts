@@ -1,4 +1,5 @@
 import type { RangeReader } from "../storage/types.js";
+import { mapLimit } from "../util/async.js";
 import { errorMessage, type Logger } from "../util/log.js";
 import { type Completeness, checkCompleteness } from "./completeness.js";
 
@@ -17,29 +18,25 @@ export async function checkClips(
 ): Promise<Map<string, Completeness>> {
   const verdicts = new Map<string, Completeness>();
   const failures: string[] = [];
-  const queue = [...clips];
-  const worker = async () => {
-    for (let clip = queue.shift(); clip; clip = queue.shift()) {
-      try {
-        const check = await checkCompleteness(source, clip.id, clip.size);
-        verdicts.set(clip.id, check.verdict);
-        log.debug(
-          {
-            clip: clip.id,
-            size: clip.size,
-            ...check.verdict,
-            reads: check.reads,
-            bytes: check.bytes,
-          },
-          "completeness checked",
-        );
-      } catch (err) {
-        failures.push(`${clip.id}: ${errorMessage(err)}`);
-        verdicts.set(clip.id, { state: "unknown", reason: "its check failed" });
-      }
+  await mapLimit(clips, CONCURRENCY, async (clip) => {
+    try {
+      const check = await checkCompleteness(source, clip.id, clip.size);
+      verdicts.set(clip.id, check.verdict);
+      log.debug(
+        {
+          clip: clip.id,
+          size: clip.size,
+          ...check.verdict,
+          reads: check.reads,
+          bytes: check.bytes,
+        },
+        "completeness checked",
+      );
+    } catch (err) {
+      failures.push(`${clip.id}: ${errorMessage(err)}`);
+      verdicts.set(clip.id, { state: "unknown", reason: "its check failed" });
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(CONCURRENCY, queue.length) }, worker));
+  });
   if (failures.length > 0) {
     log.warn(
       { count: failures.length, first: failures[0] },
