@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { runCommand } from "../../test/harness/processes.js";
-import type { SftpServer } from "../../test/harness/sshd.js";
+import { opensshSftpArgs, type SftpServer } from "../../test/harness/sshd.js";
 import type { BenchServers } from "./vault.js";
 
 /** `taskset -c 0 ...`: a command and its children on one core, as on a weak single-core box. */
@@ -20,27 +20,7 @@ export async function opensshSftp(
   commands: string[],
   opts: { pin?: boolean } = {},
 ): Promise<void> {
-  const args = [
-    "-b",
-    "-",
-    "-i",
-    server.privateKeyPath,
-    "-P",
-    String(server.port),
-    "-F",
-    "/dev/null",
-    "-o",
-    "StrictHostKeyChecking=no",
-    "-o",
-    "UserKnownHostsFile=/dev/null",
-    "-o",
-    "IdentitiesOnly=yes",
-    "-o",
-    "BatchMode=yes",
-    "-o",
-    "LogLevel=ERROR",
-    `${server.username}@${server.host}`,
-  ];
+  const args = opensshSftpArgs(server);
   const [command, ...rest] = opts.pin ? [...PIN, "sftp", ...args] : ["sftp", ...args];
   await runCommand(command as string, rest, {
     input: `${commands.join("\n")}\n`,

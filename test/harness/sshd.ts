@@ -174,6 +174,33 @@ export async function startSftpServer(): Promise<SftpServer> {
   };
 }
 
+/** `sftp` batch-mode arguments for the test sshd: its key, no config, no host key checks. */
+export function opensshSftpArgs(
+  server: Pick<SftpServer, "host" | "port" | "username" | "privateKeyPath">,
+): string[] {
+  return [
+    "-b",
+    "-",
+    "-i",
+    server.privateKeyPath,
+    "-P",
+    String(server.port),
+    "-F",
+    "/dev/null",
+    "-o",
+    "StrictHostKeyChecking=no",
+    "-o",
+    "UserKnownHostsFile=/dev/null",
+    "-o",
+    "IdentitiesOnly=yes",
+    "-o",
+    "BatchMode=yes",
+    "-o",
+    "LogLevel=ERROR",
+    `${server.username}@${server.host}`,
+  ];
+}
+
 /**
  * Runs OpenSSH's own `sftp` in batch mode (`-b -`, commands on stdin) against the server, the
  * way the benchmark does: `sftp -b - -i key -P port -o StrictHostKeyChecking=no
@@ -185,30 +212,10 @@ export async function opensshSftpBatch(
   commands: string[],
   opts: { timeoutMs?: number; cwd?: string } = {},
 ): Promise<string> {
-  const r = await runCommand(
-    "sftp",
-    [
-      "-b",
-      "-",
-      "-i",
-      server.privateKeyPath,
-      "-P",
-      String(server.port),
-      "-F",
-      "/dev/null",
-      "-o",
-      "StrictHostKeyChecking=no",
-      "-o",
-      "UserKnownHostsFile=/dev/null",
-      "-o",
-      "IdentitiesOnly=yes",
-      "-o",
-      "BatchMode=yes",
-      "-o",
-      "LogLevel=ERROR",
-      `${server.username}@${server.host}`,
-    ],
-    { input: `${commands.join("\n")}\n`, timeoutMs: opts.timeoutMs ?? 120_000, cwd: opts.cwd },
-  );
+  const r = await runCommand("sftp", opensshSftpArgs(server), {
+    input: `${commands.join("\n")}\n`,
+    timeoutMs: opts.timeoutMs ?? 120_000,
+    cwd: opts.cwd,
+  });
   return r.stdout;
 }
