@@ -103,10 +103,17 @@ describe("serve's log", { timeout: 90_000 }, () => {
     ];
     // `script` gives serve a pseudo-terminal as stdin, stdout and stderr; what it prints comes
     // back on script's stdout, and what we write to script's stdin is typed at that terminal.
-    const env: NodeJS.ProcessEnv = { ...process.env, CI: undefined, TERM: "xterm" };
+    // `exec`, and a fixed SHELL: script runs `$SHELL -c`, and a dash that stays as serve's parent
+    // would take the Ctrl-C too and die of it (exit 130) however cleanly serve stops.
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      CI: undefined,
+      TERM: "xterm",
+      SHELL: "/bin/sh",
+    };
     for (const key of Object.keys(env)) if (key.startsWith("MOTIONEYE_VAULT_")) delete env[key];
     const child = track(
-      spawn("script", ["-qfec", cli.map(shellQuote).join(" "), "/dev/null"], {
+      spawn("script", ["-qfec", `exec ${cli.map(shellQuote).join(" ")}`, "/dev/null"], {
         cwd: REPO,
         env,
         stdio: ["pipe", "pipe", "pipe"],
@@ -117,7 +124,8 @@ describe("serve's log", { timeout: 90_000 }, () => {
       const out = outputOf(child);
       await out.waitFor(/sync finished/);
       child.stdin?.write("\x03"); // Ctrl-C at the terminal: SIGINT to serve
-      expect(await exited(child)).toBe(0);
+      const code = await exited(child);
+      expect(code, `serve's output:\n${out.text().slice(-3000)}`).toBe(0);
 
       const text = out.text();
       expect(text).not.toMatch(/\{"level":/);
