@@ -1,4 +1,18 @@
 import { defineConfig } from "vitest/config";
+import { BaseSequencer, type TestSpecification } from "vitest/node";
+
+/**
+ * The long, mostly waiting files (faults, then integration) first and the quick unit files last,
+ * so neither of the two workers sits idle at the end while the other runs a minute-long file.
+ * Within each group, vitest's own order (longest last time, or largest file on a fresh clone).
+ */
+class SlowFirstSequencer extends BaseSequencer {
+  override async sort(files: TestSpecification[]): Promise<TestSpecification[]> {
+    const group = (f: TestSpecification) =>
+      f.moduleId.includes("/test/faults/") ? 0 : f.moduleId.includes("/test/integration/") ? 1 : 2;
+    return (await super.sort(files)).sort((a, b) => group(a) - group(b));
+  }
+}
 
 // Tests start real servers (sshd, vsftpd, mosquitto) on free loopback ports; the machine this
 // was tuned on has 2 cores, so at most 2 test files run at once, each in its own process
@@ -9,6 +23,7 @@ export default defineConfig({
     // Prints the faults suite's totals (cuts, kills, fuzz inputs, clips verified/lost) at the end.
     globalSetup: ["test/faults/globalSetup.ts"],
     pool: "forks",
+    sequence: { sequencer: SlowFirstSequencer },
     fileParallelism: true,
     maxWorkers: 2,
     minWorkers: 1,
