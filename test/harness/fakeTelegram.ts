@@ -1510,6 +1510,8 @@ export async function startFakeTelegram(options: FakeTelegramOptions = {}): Prom
           ),
         );
       }, timeoutMs);
+      // A wait nobody settles (e.g. for a failure that never came) must not hold the process.
+      timer.unref();
       callListeners.add(listener);
     });
   };

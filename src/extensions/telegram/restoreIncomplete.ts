@@ -3,11 +3,12 @@
  * is): it says so, sends a repaired copy when one can be made, and the raw file as a document
  * (never as a video) otherwise, or too.
  */
-import { type Api, InputFile } from "grammy";
+import type { Api } from "grammy";
 import type { ClipRecord } from "../../manifest/manifest.js";
 import { repairRestored } from "../../restore/repairRestored.js";
 import { formatBytes } from "../../util/format.js";
 import { apiSignal, type BotDeps, quote } from "./common.js";
+import { uploadFile } from "./sendVideo.js";
 
 export async function sendIncomplete(
   deps: BotDeps,
@@ -40,7 +41,7 @@ export async function sendIncomplete(
     try {
       await api.sendVideo(
         chatId,
-        new InputFile(r.path, name.replace(/\.[^.]*$/, ".repaired.mp4")),
+        uploadFile(r.path, name.replace(/\.[^.]*$/, ".repaired.mp4")),
         { caption: repairedCaption, supports_streaming: true },
         apiSignal(signal),
       );
@@ -58,7 +59,7 @@ export async function sendIncomplete(
   }
   await api.sendDocument(
     chatId,
-    new InputFile(file, name),
+    uploadFile(file, name),
     { caption: `${caption} · incomplete, as backed up (${formatBytes(clip.size)})` },
     apiSignal(signal),
   );
