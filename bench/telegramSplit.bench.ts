@@ -3,8 +3,9 @@
  * to the last part's upload done at the (fake) Bot API, through the real compiled `serve`, with
  * the camera on vsftpd and the vault on the real sshd. Next to it, same run: `motioneye-vault
  * restore` of the same clip (download, decrypt, verify: the work every restore must do). Also
- * serve's peak RSS through a 20 MiB clip, the 60 MiB one and one four times as big (flat: the clip streams through
- * a file, ffmpeg cuts it in its own process), and `telegram.oversize: shrink` on the same clip.
+ * serve's peak RSS through a 20 MiB clip, the 60 MiB one and one four times as big (flat: the
+ * clip streams through a file, ffmpeg cuts it in its own process), and `telegram.oversize:
+ * shrink` on the same clip.
  */
 
 import { type ChildProcess, spawn } from "node:child_process";
