@@ -5,15 +5,19 @@
  * with NotImplemented / MethodNotAllowed: ListMultipartUploads and AbortMultipartUpload. Those
  * two are answered here from s3rver's own upload folders (`<bucket>/._S3rver_uploads/<id>/`),
  * in the XML shapes of the S3 API reference, so boto3 and the AWS SDK parse them as from S3.
- * It also fixes s3rver's `/`-delimited listing (below).
+ * It also fixes s3rver's `/`-delimited listing and its answers before a file is written (below).
  *
  * argv: port dir bucket[,bucket...] [keyFile certFile]   Prints "ready" when listening.
  */
-import { readdir, readFile, rm, stat } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { mkdir, readdir, readFile, rm, stat, writeFile } from "node:fs/promises";
 import http, { type IncomingMessage, type ServerResponse } from "node:http";
 import https from "node:https";
 import { createRequire } from "node:module";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
+import { Readable, Transform } from "node:stream";
+import { pipeline } from "node:stream/promises";
 
 interface S3rverApp {
   configureBuckets(): Promise<unknown>;
@@ -36,8 +40,67 @@ type ListObjects = (this: unknown, bucket: string, o: ListOptions) => Promise<Li
 
 const require = createRequire(import.meta.url);
 const S3rver = require("s3rver") as S3rverClass;
+interface StoredObject {
+  bucket: string;
+  key: string;
+  content: Buffer | Readable;
+  metadata: unknown;
+}
+interface Written {
+  size: number;
+  md5: string;
+}
+interface FilesystemStoreProto {
+  listObjects: ListObjects;
+  putObject(this: FilesystemStoreProto, object: StoredObject): Promise<Written>;
+  putPart(
+    this: FilesystemStoreProto,
+    bucket: string,
+    uploadId: string,
+    part: number,
+    content: Readable,
+  ): Promise<Written>;
+  getResourcePath(bucket: string, key: string | undefined, type: string): string;
+  putMetadata(bucket: string, key: string, metadata: unknown, md5: string): Promise<void>;
+}
 const FilesystemStore = require("s3rver/lib/stores/filesystem.js") as {
-  prototype: { listObjects: ListObjects };
+  prototype: FilesystemStoreProto;
+};
+
+/*
+ * s3rver 3.7 answers PutObject, UploadPart and CompleteMultipartUpload once its MD5 has seen the
+ * last byte, before the file under it is fully written: a HeadObject or a Complete right after
+ * can find it short (S3 itself is read-after-write consistent). Here they answer once the file
+ * is closed.
+ */
+async function writeHashed(file: string, content: Buffer | Readable): Promise<Written> {
+  await mkdir(dirname(file), { recursive: true });
+  const md5 = createHash("md5");
+  let size = 0;
+  const count = new Transform({
+    transform(chunk: Buffer, _enc, done) {
+      md5.update(chunk);
+      size += chunk.length;
+      done(null, chunk);
+    },
+  });
+  const body = Buffer.isBuffer(content) ? Readable.from([content]) : content;
+  await pipeline(body, count, createWriteStream(file));
+  return { size, md5: md5.digest("hex") };
+}
+FilesystemStore.prototype.putObject = async function (object) {
+  const written = await writeHashed(
+    this.getResourcePath(object.bucket, object.key, "object"),
+    object.content,
+  );
+  await this.putMetadata(object.bucket, object.key, object.metadata, written.md5);
+  return written;
+};
+FilesystemStore.prototype.putPart = async function (bucket, uploadId, part, content) {
+  const file = join(this.getResourcePath(bucket, undefined, "uploads"), uploadId, String(part));
+  const written = await writeHashed(file, content);
+  await writeFile(`${file}.md5`, written.md5);
+  return written;
 };
 
 /*
