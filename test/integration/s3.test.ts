@@ -164,6 +164,19 @@ describe.skipIf(!BOTO3_PYTHON)("S3 vault (s3rver, checked with boto3)", { timeou
       /camera went away/,
     );
     await expect(store.put("Fail/b.age", failingSource(MiB))).rejects.toThrow(/camera went away/);
+    // A size known to need parts starts the multipart upload at once: a source that fails
+    // before its answer, after some parts, or ends short still leaves nothing behind.
+    for (const [name, good] of [
+      ["d", 0],
+      ["e", 6 * MiB],
+    ] as const) {
+      await expect(
+        store.put(`Fail/${name}.age`, failingSource(good), { expectedSize: 20 * MiB }),
+      ).rejects.toThrow(/camera went away/);
+    }
+    await expect(
+      store.put("Fail/f.age", chunked(Buffer.alloc(7 * MiB)), { expectedSize: 20 * MiB }),
+    ).rejects.toThrow(/expected 20971520 bytes, got 7340032/);
     const err = await store
       .put("Fail/c.age", chunked(Buffer.alloc(11 * MiB)), { expectedSize: 11 * MiB - 1 })
       .catch((e: unknown) => e as Error);

@@ -8,6 +8,7 @@ import { errorMessage, type Logger, silentLogger } from "../../../util/log.js";
 import type { Entry, VaultStore } from "../../types.js";
 import { createS3Client, type S3ClientOptions, type S3Connection } from "./client.js";
 import { type FailureContext, type S3Action, s3Failure } from "./errors.js";
+import { PartPool } from "./partPool.js";
 import { DEFAULT_PART_SIZE, type ObjectParams, uploadObject } from "./upload.js";
 
 export interface S3VaultOptions extends Omit<S3ClientOptions, "logger"> {
@@ -28,6 +29,7 @@ const OURS = /\.age$/;
 export function createS3Vault(opts: S3VaultOptions): VaultStore {
   const logger = opts.logger ?? silentLogger;
   const { bucket, prefix } = opts;
+  const pool = new PartPool(opts.partSize ?? DEFAULT_PART_SIZE);
   const endpoint = opts.endpoint ?? "AWS";
   const description = `s3://${bucket}/${prefix}${opts.endpoint ? ` at ${opts.endpoint}` : ""}`;
   const ctx: FailureContext = { description, bucket, region: opts.region, endpoint };
@@ -165,7 +167,7 @@ export function createS3Vault(opts: S3VaultOptions): VaultStore {
           bucket,
           key,
           params,
-          partSize: opts.partSize ?? DEFAULT_PART_SIZE,
+          pool,
           fail: (op, action, err) => fail(op, key, action, err),
           logger,
         },

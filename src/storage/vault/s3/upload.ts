@@ -7,7 +7,8 @@
  *   buffer: it is size-checked, `beforeCommit` runs, then one PutObject sends it. (Multipart for
  *   small objects too would cost three requests instead of one for most clips.)
  * - Otherwise a multipart upload: at most QUEUE parts in flight plus the one being filled
- *   (3 x 8 MiB per clip). Once every part is in, the size is checked and `beforeCommit` runs,
+ *   (3 x 8 MiB per clip, from a pool the store's uploads share). When the expected size already
+ *   says so, the upload is created while the first part fills. Once every part is in, the size is checked and `beforeCommit` runs,
  *   and only then CompleteMultipartUpload makes the object visible; its size is read back.
  * - Integrity: each request's body is a Buffer, so the SDK signs its SHA-256
  *   (x-amz-content-sha256, part of the SigV4 signature) and S3 refuses a body that does not
@@ -21,6 +22,7 @@ import { errorMessage, type Logger } from "../../../util/log.js";
 import type { PutOptions, PutResult } from "../../types.js";
 import type { S3Connection } from "./client.js";
 import type { S3Action } from "./errors.js";
+import type { PartPool } from "./partPool.js";
 
 export const MiB = 1024 * 1024;
 /** Part size: S3's minimum is 5 MiB; 8 MiB is what the AWS CLI and boto3 use. */
@@ -37,7 +39,8 @@ export interface UploadTarget {
   bucket: string;
   key: string;
   params: ObjectParams;
-  partSize: number;
+  /** Part buffers, shared by the store's uploads; its size is the smallest part size. */
+  pool: PartPool;
   /** Turns an SDK error into the store's error, naming the operation and the IAM action. */
   fail(op: string, action: S3Action, err: unknown): Error;
   logger: Logger;
@@ -49,25 +52,9 @@ export function partSizeFor(minimum: number, size: number | undefined): number {
   return Math.max(minimum, Math.ceil(size / (MAX_PARTS - 1000) / MiB) * MiB);
 }
 
-/**
- * Part buffers handed back once their upload is done, for the next parts: memory stays at the
- * parts in flight plus one, instead of waiting for the garbage collector to free 8 MiB a time.
- */
-class PartPool {
-  private readonly free: Buffer[] = [];
-  constructor(readonly size: number) {}
-  take(): Buffer {
-    return this.free.pop() ?? Buffer.allocUnsafe(this.size);
-  }
-  give(b: Buffer): void {
-    if (b.length === this.size) this.free.push(b);
-  }
-}
-
 /** Buffers of exactly `size` bytes cut from the stream (the last one shorter), one copy each. */
-async function* cutParts(data: Readable, pool: PartPool): AsyncGenerator<Buffer> {
-  const size = pool.size;
-  let part = pool.take();
+async function* cutParts(data: Readable, pool: PartPool, size: number): AsyncGenerator<Buffer> {
+  let part = pool.take(size);
   let filled = 0;
   // Stopping early must not destroy the source with an AbortError of its own: the caller
   // reports why it stopped, and destroys the source itself.
@@ -79,7 +66,7 @@ async function* cutParts(data: Readable, pool: PartPool): AsyncGenerator<Buffer>
       at += n;
       if (filled === size) {
         yield part;
-        part = pool.take();
+        part = pool.take(size);
         filled = 0;
       }
     }
@@ -112,9 +99,15 @@ export async function uploadObject(
   };
   data.on("error", onError);
   data.on("close", onClose);
-  const pool = new PartPool(partSizeFor(t.partSize, opts.expectedSize));
-  const parts = cutParts(data, pool);
+  const pool = t.pool;
+  const partSize = partSizeFor(pool.size, opts.expectedSize);
+  const parts = cutParts(data, pool, partSize);
   try {
+    // Known to take several parts: the upload is created while the first part fills, and each
+    // part leaves as soon as it is cut.
+    if (opts.expectedSize !== undefined && opts.expectedSize > partSize) {
+      return await putMultipart(t, parts, { opts, stop, pool });
+    }
     const first = await parts.next();
     const second = first.done ? first : await parts.next();
     if (second.done) {
@@ -122,9 +115,10 @@ export async function uploadObject(
       checkSize(t, body.length, opts);
       await opts.beforeCommit?.();
       await putSingle(t, body, stop.signal);
+      pool.give(body);
       return { size: body.length };
     }
-    return await putMultipart(t, [first.value as Buffer, second.value], parts, {
+    return await putMultipart(t, prepend([first.value as Buffer, second.value], parts), {
       opts,
       stop,
       pool,
@@ -157,31 +151,41 @@ async function putSingle(t: UploadTarget, body: Buffer, signal: AbortSignal): Pr
   }
 }
 
+/** `head`, then the rest of `rest`. */
+async function* prepend(head: Buffer[], rest: AsyncGenerator<Buffer>): AsyncGenerator<Buffer> {
+  yield* head;
+  yield* rest;
+}
+
+async function createUpload(t: UploadTarget): Promise<string> {
+  const { sdk, client } = t.conn;
+  try {
+    const created = await client.send(
+      new sdk.CreateMultipartUploadCommand({ Bucket: t.bucket, Key: t.key, ...t.params }),
+    );
+    if (!created.UploadId) throw new Error("the server gave no UploadId");
+    return created.UploadId;
+  } catch (err) {
+    throw t.fail("write", "s3:PutObject", err);
+  }
+}
+
 async function putMultipart(
   t: UploadTarget,
-  firstTwo: Buffer[],
-  rest: AsyncGenerator<Buffer>,
+  parts: AsyncIterable<Buffer>,
   { opts, stop, pool }: { opts: PutOptions; stop: AbortController; pool: PartPool },
 ): Promise<PutResult> {
   const { sdk, client } = t.conn;
   const { bucket: Bucket, key: Key } = t;
-  let uploadId: string | undefined;
-  try {
-    const created = await client.send(
-      new sdk.CreateMultipartUploadCommand({ Bucket, Key, ...t.params }),
-    );
-    uploadId = created.UploadId;
-    if (!uploadId) throw new Error("the server gave no UploadId");
-  } catch (err) {
-    throw t.fail("write", "s3:PutObject", err);
-  }
-  const UploadId = uploadId;
+  const created = createUpload(t);
+  // Settled here too, so that a source failing before the answer is no unhandled rejection.
+  const uploadIdOrNone = created.catch(() => undefined);
 
   const done: CompletedPart[] = [];
   const inFlight = new Set<Promise<void>>();
   let failure: unknown;
   let size = 0;
-  const start = (PartNumber: number, Body: Buffer) => {
+  const start = (UploadId: string, PartNumber: number, Body: Buffer) => {
     size += Body.length;
     const p: Promise<void> = client
       .send(
@@ -214,13 +218,15 @@ async function putMultipart(
     if (failure !== undefined) throw failure;
   };
 
+  let uploadId: string | undefined;
   try {
     let n = 0;
-    for (const part of firstTwo) start(++n, part);
-    for await (const part of rest) {
+    for await (const part of parts) {
       await drainTo(QUEUE - 1);
-      start(++n, part);
+      uploadId ??= await created;
+      start(uploadId, ++n, part);
     }
+    uploadId ??= await created;
     await drainTo(0);
     checkSize(t, size, opts);
     await opts.beforeCommit?.();
@@ -230,7 +236,7 @@ async function putMultipart(
         new sdk.CompleteMultipartUploadCommand({
           Bucket,
           Key,
-          UploadId,
+          UploadId: uploadId,
           MultipartUpload: { Parts: done },
         }),
       );
@@ -240,7 +246,8 @@ async function putMultipart(
   } catch (err) {
     stop.abort();
     await Promise.allSettled(inFlight);
-    await abortUpload(t, UploadId);
+    const started = uploadId ?? (await uploadIdOrNone);
+    if (started) await abortUpload(t, started);
     throw err;
   }
   await checkStored(t, size);
