@@ -1,5 +1,5 @@
 /**
- * Part buffers shared by a store's uploads. A fresh 8 MiB buffer costs page faults on its first
+ * Part buffers shared by a store's uploads. A fresh 5 MiB buffer costs page faults on its first
  * fill and a garbage collection to give back, several times per clip; handed from one part (and
  * one clip) to the next, the buffers are filled at memory speed and memory stays at the parts in
  * use. Buffers nobody took for a while are dropped, so an idle service does not keep them.
