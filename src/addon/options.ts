@@ -26,6 +26,7 @@ export interface AddonOptions {
   s3_access_key_id?: string;
   s3_secret_access_key?: string;
   s3_force_path_style?: boolean;
+  s3_storage_class?: string;
   encryption_recipients: string[];
   telegram_token?: string;
   telegram_allowed_chat_ids: number[];
@@ -194,6 +195,7 @@ function buildDestination(
         ...(options.s3_force_path_style !== undefined
           ? { forcePathStyle: options.s3_force_path_style }
           : {}),
+        ...(text(options.s3_storage_class) ? { storageClass: text(options.s3_storage_class) } : {}),
       };
     }
     default:

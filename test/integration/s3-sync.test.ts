@@ -30,7 +30,7 @@ const run = promisify(execFile);
 const CLIPS: Array<[string, number]> = [
   ["Camera1/2024-05-01/12-00-00.mp4", 150_000],
   ["Camera1/2024-05-01/12-30-15.mp4", 3_000],
-  ["Camera1/2024-05-02/08-00-00.mp4", 12_500_000], // multipart: two 8 MiB parts
+  ["Camera1/2024-05-02/08-00-00.mp4", 12_500_000], // multipart: 5 + 5 + 1.9 MiB
   ["Camera2/2024-05-01/09-00-00.mp4", 20_000],
 ];
 

@@ -98,6 +98,7 @@ describe("the add-on's options", () => {
         s3_access_key_id: "key",
         s3_secret_access_key: "secret",
         s3_force_path_style: false,
+        s3_storage_class: "STANDARD_IA",
       },
       ctx,
     );
@@ -110,6 +111,7 @@ describe("the add-on's options", () => {
       accessKeyId: "key",
       secretAccessKey: "secret",
       forcePathStyle: false,
+      storageClass: "STANDARD_IA",
     });
   });
 
