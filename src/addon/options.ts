@@ -27,6 +27,9 @@ export interface AddonOptions {
   s3_secret_access_key?: string;
   s3_force_path_style?: boolean;
   s3_storage_class?: string;
+  source_incomplete_after_seconds?: number;
+  stale_after_hours?: number;
+  telegram_oversize?: "split" | "shrink" | "refuse";
   encryption_recipients: string[];
   telegram_token?: string;
   telegram_allowed_chat_ids: number[];
@@ -111,6 +114,9 @@ export function addonConfig(options: AddonOptions, ctx: AddonContext): Record<st
       ...(options.source_stable_seconds !== undefined
         ? { stableSeconds: options.source_stable_seconds }
         : {}),
+      ...(options.source_incomplete_after_seconds !== undefined
+        ? { incompleteAfterSeconds: options.source_incomplete_after_seconds }
+        : {}),
     },
     destination,
     encryption: {
@@ -132,8 +138,12 @@ export function addonConfig(options: AddonOptions, ctx: AddonContext): Record<st
           telegram: {
             token: telegramToken,
             allowedChatIds: options.telegram_allowed_chat_ids ?? [],
+            ...(options.telegram_oversize ? { oversize: options.telegram_oversize } : {}),
           },
         }
+      : {}),
+    ...(options.stale_after_hours !== undefined
+      ? { alerts: { staleAfterHours: options.stale_after_hours } }
       : {}),
     // The add-on's log tab is read by people: readable lines, without colour codes.
     log: { level: options.log_level ?? "info", format: "pretty" },

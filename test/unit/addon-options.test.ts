@@ -61,6 +61,32 @@ describe("the add-on's options", () => {
     expect(configSchema.safeParse(config).success).toBe(true);
   });
 
+  it("the tuning options: an unclosed movie's wait, the staleness alarm, Telegram's oversize", () => {
+    const config = addonConfig(
+      {
+        ...base,
+        source_incomplete_after_seconds: 600,
+        stale_after_hours: 12,
+        telegram_token: "123:abc",
+        telegram_allowed_chat_ids: [42],
+        telegram_oversize: "shrink",
+      },
+      ctx,
+    );
+    expect(config.source).toEqual({
+      type: "local",
+      path: "/share/motioneye",
+      incompleteAfterSeconds: 600,
+    });
+    expect(config.alerts).toEqual({ staleAfterHours: 12 });
+    expect(config.telegram).toEqual({ token: "123:abc", allowedChatIds: [42], oversize: "shrink" });
+    const parsed = configSchema.safeParse(config);
+    expect(parsed.error).toBeUndefined();
+    expect(parsed.data?.source?.incompleteAfterSeconds).toBe(600);
+    expect(parsed.data?.telegram?.oversize).toBe("shrink");
+    expect(parsed.data?.alerts.staleAfterHours).toBe(12);
+  });
+
   it("sftp: key file from the add-on's folder, pinned host key", () => {
     const config = addonConfig(
       {
