@@ -20,8 +20,9 @@ class SlowFirstSequencer extends BaseSequencer {
 export default defineConfig({
   test: {
     include: ["test/**/*.test.ts"],
-    // Prints the faults suite's totals (cuts, kills, fuzz inputs, clips verified/lost) at the end.
-    globalSetup: ["test/faults/globalSetup.ts"],
+    // Builds dist/ when src/ is newer (the tests run the compiled CLI), and prints the faults
+    // suite's totals (cuts, kills, fuzz inputs, clips verified/lost) at the end.
+    globalSetup: ["test/harness/buildSetup.ts", "test/faults/globalSetup.ts"],
     pool: "forks",
     sequence: { sequencer: SlowFirstSequencer },
     fileParallelism: true,

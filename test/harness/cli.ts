@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 
-/** Runs the real CLI from source in one node process (no tsx child), as users run the bin. */
 export const REPO = fileURLToPath(new URL("../..", import.meta.url));
-const CLI = ["--import", `${REPO}node_modules/tsx/dist/loader.mjs`, `${REPO}src/cli.ts`];
+/**
+ * The real CLI as users run the bin: the compiled JavaScript, kept current with src/ by
+ * test/harness/buildSetup.ts.
+ */
+export const CLI_BIN = `${REPO}dist/cli.js`;
 
 export interface CliResult {
   code: number | null;
@@ -27,7 +30,7 @@ function cliEnv(extra: CliOptions["env"]): NodeJS.ProcessEnv {
 
 /** Starts the CLI and returns the child (for `serve`, kills, signals). */
 export function spawnCli(args: string[], opts: CliOptions = {}): ChildProcess {
-  return spawn(process.execPath, [...CLI, ...args], {
+  return spawn(process.execPath, [CLI_BIN, ...args], {
     cwd: opts.cwd ?? REPO,
     env: cliEnv(opts.env),
     stdio: ["pipe", "pipe", "pipe"],

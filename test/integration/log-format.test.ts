@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from "node:child_process";
 import { mkdir, rm, utimes, writeFile } from "node:fs/promises";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { REPO, spawnCli } from "../harness/cli.js";
+import { CLI_BIN, REPO, spawnCli } from "../harness/cli.js";
 import { tempDir, writeConfig } from "../harness/files.js";
 import { stopProcess, track } from "../harness/processes.js";
 
@@ -92,15 +92,7 @@ afterAll(async () => {
 describe("serve's log", { timeout: 90_000 }, () => {
   it("on a terminal: readable lines, no JSON; Ctrl-C stops it cleanly", async () => {
     const config = await serveConfig(join(work, "tty"));
-    const cli = [
-      process.execPath,
-      "--import",
-      `${REPO}node_modules/tsx/dist/loader.mjs`,
-      `${REPO}src/cli.ts`,
-      "serve",
-      "--config",
-      config,
-    ];
+    const cli = [process.execPath, CLI_BIN, "serve", "--config", config];
     // `script` gives serve a pseudo-terminal as stdin, stdout and stderr; what it prints comes
     // back on script's stdout, and what we write to script's stdin is typed at that terminal.
     // `exec`, and a fixed SHELL: script runs `$SHELL -c`, and a dash that stays as serve's parent
