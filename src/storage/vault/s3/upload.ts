@@ -115,7 +115,7 @@ export async function uploadObject(
     // Known to take several parts: the upload is created while the first part fills, and each
     // part leaves as soon as it is cut.
     if (opts.expectedSize !== undefined && opts.expectedSize > partSize) {
-      return await putMultipart(t, parts, { opts, stop, pool });
+      return await putMultipart(t, parts, opts, stop);
     }
     const first = await parts.next();
     const second = first.done ? first : await parts.next();
@@ -127,11 +127,7 @@ export async function uploadObject(
       pool.give(body);
       return { size: body.length };
     }
-    return await putMultipart(t, prepend([first.value as Buffer, second.value], parts), {
-      opts,
-      stop,
-      pool,
-    });
+    return await putMultipart(t, prepend([first.value as Buffer, second.value], parts), opts, stop);
   } catch (err) {
     throw sourceError ?? err;
   } finally {
@@ -182,7 +178,8 @@ async function createUpload(t: UploadTarget): Promise<string> {
 async function putMultipart(
   t: UploadTarget,
   parts: AsyncIterable<Buffer>,
-  { opts, stop, pool }: { opts: PutOptions; stop: AbortController; pool: PartPool },
+  opts: PutOptions,
+  stop: AbortController,
 ): Promise<PutResult> {
   const { sdk, client } = t.conn;
   const { bucket: Bucket, key: Key } = t;
@@ -212,7 +209,7 @@ async function putMultipart(
         (r) => {
           if (!r.ETag) throw new Error(`the server gave no ETag for part ${PartNumber}`);
           done.push({ PartNumber, ETag: r.ETag });
-          pool.give(Body);
+          t.pool.give(Body);
         },
         (err: unknown) => {
           failure ??= t.fail("write", "s3:PutObject", err);
