@@ -205,17 +205,17 @@ async function putMultipart(
         }),
         { abortSignal: stop.signal },
       )
-      .then(
-        (r) => {
-          if (!r.ETag) throw new Error(`the server gave no ETag for part ${PartNumber}`);
-          done.push({ PartNumber, ETag: r.ETag });
-          t.pool.give(Body);
-        },
-        (err: unknown) => {
-          failure ??= t.fail("write", "s3:PutObject", err);
-          stop.abort();
-        },
-      )
+      .then((r) => {
+        if (!r.ETag) throw new Error(`the server gave no ETag for part ${PartNumber}`);
+        done.push({ PartNumber, ETag: r.ETag });
+        t.pool.give(Body);
+      })
+      // A missing ETag lands here too: an in-flight promise must never reject, or a rejection
+      // while no drain is waiting on it would be unhandled.
+      .catch((err: unknown) => {
+        failure ??= t.fail("write", "s3:PutObject", err);
+        stop.abort();
+      })
       .finally(() => inFlight.delete(p));
     inFlight.add(p);
   };
